@@ -23,7 +23,7 @@ from collections.abc import Iterable, Sequence
 
 import torch
 
-__all__ = ["PerLevelHierarchy"]
+__all__ = ["PerLevelHierarchy", "texts_and_paths"]
 
 Path = tuple[str, ...]
 
@@ -238,3 +238,23 @@ class PerLevelHierarchy:
                     f"hierarchy dict is inconsistent: {key!r} does not match level_paths"
                 )
         return hierarchy
+
+
+def texts_and_paths(records: Iterable[dict]) -> tuple[list[str], list[Path]]:
+    """Split hierarchical records ``{"text": str, "path": sequence of str}`` into two lists.
+
+    Raises
+    ------
+    ValueError
+        Naming the record number when a record lacks ``text`` or ``path``.
+    """
+    texts: list[str] = []
+    paths: list[Path] = []
+    for i, rec in enumerate(records):
+        if "text" not in rec or "path" not in rec:
+            raise ValueError(
+                f"record {i} needs keys 'text' and 'path', has {sorted(rec)}"
+            )
+        texts.append(str(rec["text"]))
+        paths.append(tuple(rec["path"]))
+    return texts, paths
