@@ -1,0 +1,215 @@
+"""The ``mtl-lib`` command: demo, train, evaluate, predict, encoders.
+
+Every error a user can cause (bad file, bad option, missing weights, broken checkpoint) ends
+in one line on stderr and exit status 2 — no traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+__all__ = ["main", "build_parser"]
+
+
+class UserError(Exception):
+    """An error caused by the command line or its inputs; printed as one line."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="mtl-lib", description="Multi-task learning with a shared "
+                                "transformer encoder: train, evaluate and predict.")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    d = sub.add_parser("demo", help="train the default encoder on SNIPS intent + slots, save plots "
+                       "and a checkpoint")
+    d.add_argument("--out", default="runs/demo", help="output directory (default: runs/demo)")
+    d.add_argument("--encoder", default=None, help="encoder name or path (default: minilm)")
+    d.add_argument("--epochs", type=float, default=1.0, help="training epochs (default: 1)")
+    d.add_argument("--max-steps", type=int, default=None, help="stop after this many steps")
+    d.add_argument("--max-examples", type=int, default=None, help="use a subset of SNIPS (quick runs)")
+
+    t = sub.add_parser("train", help="train on the tasks of a YAML task file")
+    t.add_argument("taskfile", help="YAML task file")
+    t.add_argument("--out", required=True, help="run directory for checkpoints, history and plots")
+    t.add_argument("--encoder", default=None, help="override the task file's encoder")
+    t.add_argument("--resume", action="store_true", help="continue from OUT/last")
+    t.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a training option, e.g. --set epochs=1 --set sampler=uniform")
+
+    e = sub.add_parser("evaluate", help="score a checkpoint on a data split")
+    e.add_argument("checkpoint", help="checkpoint or run directory")
+    e.add_argument("--split", default="dev", choices=["train", "dev", "test"])
+    e.add_argument("--data", default=None, help="another JointBERT-format folder to evaluate on")
+    e.add_argument("--json", action="store_true", help="print {task: {metric: value}} as JSON")
+
+    r = sub.add_parser("predict", help="predict every task for lines of text (JSONL out)")
+    r.add_argument("checkpoint", help="checkpoint or run directory")
+    r.add_argument("--input", "-i", default="-", help="text file, one input per line (default: stdin)")
+    r.add_argument("--output", "-o", default="-", help="JSONL output file (default: stdout)")
+
+    sub.add_parser("encoders", help="list the encoder registry and what is available here")
+    return p
+
+
+def _parse_value(text: str):
+    import yaml
+
+    return yaml.safe_load(text)
+
+
+def cmd_encoders(args) -> int:
+    from .encoders import list_encoders
+
+    rows = list_encoders()
+    print(f"{'family':<11} {'config name':<22} {'default':<8} {'pooling':<8} available here")
+    for r in rows:
+        where = f"yes  ({r.location})" if r.available else "no"
+        print(f"{r.family:<11} {r.name:<22} {'*' if r.is_family_default else '':<8} {r.pooling:<8} {where}")
+    return 0
+
+
+def _print_metrics(metrics: dict[str, dict[str, float]]) -> None:
+    print(f"{'task':<22} {'metric':<28} {'value':>8}")
+    for task, ms in metrics.items():
+        for m, v in ms.items():
+            print(f"{task:<22} {m:<28} {100 * v:>7.2f}%")
+
+
+def _train(model, groups, config, out: Path, resume: bool = False):
+    from .plots import plot_losses, plot_metrics, save_figure
+    from .trainer import Trainer
+
+    trainer = Trainer(model, groups, config)
+    t0 = time.time()
+    history = trainer.fit(resume_from=out / "last" if resume else None)
+    minutes = (time.time() - t0) / 60
+    history.to_json(out / "history.json")
+    save_figure(plot_losses(history), out / "loss.png")
+    if history.eval_rows():
+        save_figure(plot_metrics(history), out / "metrics.png")
+    return trainer, history, minutes
+
+
+def cmd_demo(args) -> int:
+    from .experiment import build_experiment, snips_tasks
+    from .trainer import TrainerConfig
+
+    out = Path(args.out)
+    print(f"mtl-lib demo: SNIPS intent + slots on one shared encoder ({args.encoder or 'minilm'})")
+    model, groups = build_experiment(snips_tasks(args.max_examples), args.encoder)
+    n_train = len(groups[0].splits["train"])
+    print(f"{n_train} training utterances, {len(groups[0].splits['dev'])} dev; "
+          f"encoder {model.encoder.name}: {model.encoder.num_parameters() / 1e6:.1f}M parameters")
+    config = TrainerConfig(epochs=args.epochs, max_steps=args.max_steps, encoder_lr=1e-4,
+                           classifier_lr=1e-3, batch_size=32, output_dir=str(out),
+                           eval_every=None)
+    trainer, history, minutes = _train(model, groups, config, out)
+    metrics = history.last_metrics()
+    print(f"\ntrained {trainer.step} steps in {minutes:.1f} min; dev metrics:")
+    _print_metrics(metrics)
+    print(f"\nsaved: {out / 'best'} (checkpoint), {out / 'loss.png'}, {out / 'metrics.png'}")
+    print(f"next:  mtl-lib predict {out} <<< 'play some jazz by miles davis on spotify'")
+    return 0
+
+
+def cmd_train(args) -> int:
+    from .experiment import build_experiment
+    from .tasks import load_task_file
+    from .trainer import TrainerConfig
+
+    tf = load_task_file(args.taskfile)
+    options = dict(tf.training)
+    for item in args.set:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise UserError(f"--set expects KEY=VALUE, got {item!r}")
+        options[key.strip()] = _parse_value(value)
+    out = Path(args.out)
+    options["output_dir"] = str(out)
+    try:
+        config = TrainerConfig.from_dict(options)
+    except (ValueError, TypeError) as err:
+        raise UserError(f"{args.taskfile}: {err}") from None
+    model, groups = build_experiment(tf, args.encoder, max_length=config.max_length)
+    trainer, history, minutes = _train(model, groups, config, out, resume=args.resume)
+    print(f"trained {trainer.step} steps in {minutes:.1f} min; last dev metrics:")
+    _print_metrics(history.last_metrics())
+    return 0
+
+
+def cmd_evaluate(args) -> int:
+    from .checkpoint_io import load_model
+    from .evaluation import evaluate
+    from .task_data import build_groups
+
+    model = load_model(args.checkpoint)
+    tasks = list(model.tasks.values())
+    if args.data:
+        if not Path(args.data).is_dir():
+            raise UserError(f"{args.data}: not a directory (expected a JointBERT folder with "
+                            "seq.in, seq.out and label)")
+        for t in tasks:
+            t.format, t.path, t.splits = "jointbert", "", {args.split: str(Path(args.data).resolve())}
+    groups = build_groups(tasks, model.encoder.tokenizer, splits=(args.split,))
+    if not any(g.splits.get(args.split) for g in groups):
+        raise UserError(f"no {args.split!r} split found for the checkpoint's tasks")
+    metrics = evaluate(model, groups, args.split)
+    if args.json:
+        print(json.dumps(metrics, indent=2))
+    else:
+        _print_metrics(metrics)
+    return 0
+
+
+def cmd_predict(args) -> int:
+    from .predict import Predictor
+
+    predictor = Predictor.from_checkpoint(args.checkpoint)
+    if args.input == "-":
+        lines = sys.stdin.read().splitlines()
+    else:
+        try:
+            lines = Path(args.input).read_text(encoding="utf-8").splitlines()
+        except (OSError, UnicodeDecodeError) as err:
+            raise UserError(f"{args.input}: cannot read ({err})") from None
+    results = predictor.predict(lines) if lines else []
+    text = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in results)
+    if args.output == "-":
+        sys.stdout.write(text)
+    else:
+        Path(args.output).write_text(text, encoding="utf-8")
+    return 0
+
+
+COMMANDS = {"demo": cmd_demo, "train": cmd_train, "evaluate": cmd_evaluate,
+            "predict": cmd_predict, "encoders": cmd_encoders}
+
+
+def main(argv: list[str] | None = None) -> int:
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    args = build_parser().parse_args(argv)
+    from .checkpoint import CheckpointError
+    from .data import DataFormatError
+    from .encoders import EncoderNotAvailable
+    from .tasks import TaskFileError
+
+    user_errors = (UserError, CheckpointError, DataFormatError, EncoderNotAvailable, TaskFileError,
+                   FileNotFoundError, ValueError)
+    try:
+        return COMMANDS[args.command](args)
+    except user_errors as err:
+        print(f"mtl-lib {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"mtl-lib {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,56 @@
+"""Distributed data parallel under ``torchrun``: a thin layer over ``torch.distributed``.
+
+Launched with ``torchrun --nproc_per_node=K``, each process trains on its share of every
+global batch and DDP averages the gradients (gloo on CPU, nccl on GPU). Only rank 0 writes
+files. Without ``torchrun`` everything here is a no-op.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+
+__all__ = ["DistributedContext"]
+
+
+@dataclass
+class DistributedContext:
+    rank: int = 0
+    world_size: int = 1
+    device: torch.device = torch.device("cpu")
+
+    @classmethod
+    def from_env(cls) -> DistributedContext:
+        world = int(os.environ.get("WORLD_SIZE", "1"))
+        local = int(os.environ.get("LOCAL_RANK", "0"))
+        device = torch.device(f"cuda:{local}" if torch.cuda.is_available() else "cpu")
+        if world > 1 and not dist.is_initialized():
+            dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+        if device.type == "cuda":
+            torch.cuda.set_device(device)
+        return cls(dist.get_rank() if world > 1 else 0, world, device)
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    def wrap(self, model: torch.nn.Module) -> torch.nn.Module:
+        if self.world_size == 1:
+            return model
+        # heads of tasks absent from a batch get no gradient: DDP must be told
+        return torch.nn.parallel.DistributedDataParallel(model, find_unused_parameters=True)
+
+    def shard(self, indices: list[int]) -> list[int]:
+        """This rank's contiguous share of a global batch (the whole batch on one process)."""
+        if self.world_size == 1:
+            return indices
+        per = -(-len(indices) // self.world_size)
+        part = indices[self.rank * per:(self.rank + 1) * per]
+        return part or indices[-1:]  # never an empty batch
+
+    def barrier(self) -> None:
+        if self.world_size > 1:
+            dist.barrier()

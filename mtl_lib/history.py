@@ -1,0 +1,59 @@
+"""``History``: the table of what happened during training, for plots and widgets.
+
+Each row is a dict. Training rows: ``kind="train"``, ``step``, ``epoch``, ``task``, ``loss``,
+``lr``, ``samples_per_s``, ``weight``. Evaluation rows: ``kind="eval"``, ``step``, ``epoch``,
+``split``, ``task``, ``metric``, ``value`` (in [0, 1]).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+__all__ = ["History"]
+
+
+class History:
+    """An append-only list of step records with small query helpers."""
+
+    def __init__(self, records: list[dict] | None = None) -> None:
+        self.records: list[dict] = list(records or [])
+
+    def append(self, record: dict) -> None:
+        self.records.append(record)
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    @property
+    def tasks(self) -> list[str]:
+        """Tasks seen in training rows, in order of first appearance."""
+        return list(dict.fromkeys(r["task"] for r in self.records if r["kind"] == "train"))
+
+    def train_rows(self, task: str | None = None) -> list[dict]:
+        return [r for r in self.records if r["kind"] == "train" and task in (None, r["task"])]
+
+    def eval_rows(self, task: str | None = None, metric: str | None = None) -> list[dict]:
+        return [r for r in self.records if r["kind"] == "eval"
+                and task in (None, r["task"]) and metric in (None, r["metric"])]
+
+    def last_metrics(self) -> dict[str, dict[str, float]]:
+        """The most recent evaluation as ``{task: {metric: value}}``."""
+        out: dict[str, dict[str, float]] = {}
+        rows = self.eval_rows()
+        if rows:
+            last = rows[-1]["step"]
+            for r in rows:
+                if r["step"] == last:
+                    out.setdefault(r["task"], {})[r["metric"]] = r["value"]
+        return out
+
+    def to_json(self, path: str | Path) -> None:
+        Path(path).write_text(json.dumps(self.records))
+
+    @classmethod
+    def from_json(cls, path: str | Path) -> History:
+        return cls(json.loads(Path(path).read_text()))
+
+    def __repr__(self) -> str:
+        return f"History({len(self.train_rows())} train rows, {len(self.eval_rows())} eval rows, tasks={self.tasks})"
