@@ -11,6 +11,7 @@ from typing import Any
 import torch
 
 from .data import Collator
+from .hierarchical_metrics import hierarchical_metrics
 from .metrics import METRICS, sentence_accuracy
 
 __all__ = ["collect_predictions", "evaluate", "score_predictions"]
@@ -80,6 +81,9 @@ def score_predictions(group, preds: dict[str, dict[str, list]]) -> dict[str, dic
         if not p["true"]:
             continue
         scores[spec.name] = {m: float(METRICS[m](p["true"], p["pred"])) for m in spec.metrics}
+        if spec.task_type == "hierarchical":  # leaves are "top > ... > leaf" paths
+            paths = [[tuple(x.split(" > ")) for x in p[k]] for k in ("true", "pred")]
+            scores[spec.name].update(hierarchical_metrics(*paths))
     kinds = {t.task_type: t.name for t in group.tasks}
     if len(group.tasks) == 2 and {"classification", "tagging"} <= set(kinds):
         c, t = preds[kinds["classification"]], preds[kinds["tagging"]]

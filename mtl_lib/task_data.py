@@ -75,8 +75,12 @@ def _read(spec: TaskSpec, src: Path) -> list[dict[str, Any]]:
         return D.read_conll(src)
     if fmt == "trec":
         return [{"words": r["text"].split(), "path": " > ".join(r["path"])} for r in D.read_trec(src)]
-    cols = [spec.text_column, spec.label_field] + ([spec.text_pair_column] if spec.text_pair_column else [])
     delim = {"tsv": "\t", "csv": ","}.get(fmt)
+    if spec.level_columns:  # hierarchical table: label = full path "top > ... > leaf"
+        rows = D.read_hierarchical_table(src, spec.text_column.split(","), spec.level_columns,
+                                         delimiter=delim, quoting=spec.quoting, encoding=spec.encoding)
+        return [{"words": r["text"].split(), spec.label_field: " > ".join(r["path"])} for r in rows]
+    cols = [spec.text_column, spec.label_field] + ([spec.text_pair_column] if spec.text_pair_column else [])
     rows = D.read_table(src, columns=cols, delimiter=delim, quoting=spec.quoting, encoding=spec.encoding)
     out = []
     for r in rows:
@@ -222,12 +226,16 @@ def build_groups(tasks: list[TaskSpec], tokenizer, max_length: int = 128,
         g = InputGroup("+".join(t.name for t in members), members)
         for split in splits:
             recs = read_records(members, split)
-            if recs is None:
-                continue
-            if split == "train":
-                for t in members:
-                    t.labels = resolve_labels(t, recs)
-            g.records[split] = recs
+            if recs is not None:
+                g.records[split] = recs
+        for t in members:
+            # a hierarchy's leaves come from every split read: a rare leaf seen only in dev is
+            # still a class of the tree (the model just never saw it in training)
+            known = [r for sp, rs in g.records.items() if sp == "train" or t.task_type == "hierarchical"
+                     for r in rs]
+            if "train" in g.records or not t.labels:
+                t.labels = resolve_labels(t, known)
+        for split, recs in g.records.items():
             src = str(_split_source(members[0], split) or _resolve(members[0].path))
             g.splits[split] = encode_records(recs, members, tokenizer, max_length, source=src)
         groups.append(g)

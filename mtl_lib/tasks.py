@@ -77,7 +77,11 @@ class TaskSpec:
         Which field of a read record holds this task's label (``intent``, ``slots``, ``tags``,
         ``label`` or a column name).
     text_column, text_pair_column : str
-        Columns holding the text (tables only).
+        Columns holding the text (tables only); ``text_column`` may name several columns
+        separated by commas (``"Title,Text"``), joined in that order.
+    level_columns : list of str
+        For ``hierarchical`` tasks on tables: one column per level, top level first. The
+        task's label is the full path, written ``"top > ... > leaf"``.
     labels : list of str
         The label inventory; read from ``label_map_or_file`` or collected from train data.
     dev_fraction : float
@@ -92,6 +96,7 @@ class TaskSpec:
     label_field: str = ""
     text_column: str = "text"
     text_pair_column: str = ""
+    level_columns: list[str] = field(default_factory=list)
     quoting: str = "minimal"
     encoding: str = "utf-8"
     labels: list[str] = field(default_factory=list)
@@ -162,7 +167,8 @@ class TaskSpec:
     def input_key(self) -> tuple:
         """Tasks with equal keys read the same inputs and share one encoder pass."""
         return (self.format, self.path, tuple(sorted(self.splits.items())), self.text_column,
-                self.text_pair_column, self.dev_fraction, self.max_examples, tuple(self.file_names))
+                self.text_pair_column, self.dev_fraction, self.max_examples, tuple(self.file_names),
+                tuple(self.level_columns))
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
