@@ -13,7 +13,8 @@ none. Training passes them through LogSoftmax into the class-weighted averaged N
 
     L = Σ_n w[y_n] · (−log p[n, y_n]) / Σ_n w[y_n]
 
-Checkpoint (a directory, written to a temporary sibling and renamed; no pickle)::
+Checkpoint (a directory, written to a temporary sibling and renamed by
+:func:`mtl_lib.checkpoint.atomic_directory`; no pickle)::
 
     config.json                          {"config": ..., "hierarchy": ...}
     encoder/                             HF config + tokenizer files, mtl_encoder.json
@@ -29,8 +30,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -40,6 +39,7 @@ from safetensors.torch import load_file, load_model, save_file, save_model
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
+from mtl_lib.checkpoint import atomic_directory
 from mtl_lib.data import Collator, length_bucketed_batches
 from mtl_lib.encoders import POOLING_MODES, Encoder, load_encoder
 from mtl_lib.heads import HierarchicalHead
@@ -280,9 +280,7 @@ class DB_Linear(nn.Module):
     def save(self, path: str | os.PathLike) -> Path:
         """Write the checkpoint directory atomically (temporary sibling, then rename)."""
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
-        try:
+        with atomic_directory(path) as tmp:
             (tmp / "config.json").write_text(json.dumps(
                 {"config": self.config, "hierarchy": self.hierarchy.to_dict()}, indent=1))
             self.encoder.save_pretrained(tmp / "encoder")
@@ -295,10 +293,6 @@ class DB_Linear(nn.Module):
             tensors, meta = _flatten_optimizer(self.optimizer.state_dict())
             save_file(tensors, str(tmp / "optimizer_state_dict.safetensors"))
             (tmp / "optimizer_state_dict.json").write_text(json.dumps(meta))
-            _replace_dir(tmp, path)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
         return path
 
     def load(self, path: str | os.PathLike) -> DB_Linear:
@@ -338,17 +332,6 @@ def _read_config(path: Path) -> dict:
     if missing:
         raise ValueError(f"{file}: missing keys {sorted(missing)}")
     return saved
-
-
-def _replace_dir(tmp: Path, path: Path) -> None:
-    """Move ``tmp`` to ``path``; an old checkpoint is set aside until the new one is in place."""
-    old = None
-    if path.exists():
-        old = path.with_name(f".{path.name}.old-{os.getpid()}")
-        os.rename(path, old)
-    os.rename(tmp, path)
-    if old is not None:
-        shutil.rmtree(old)
 
 
 def _flatten_optimizer(state_dict: dict) -> tuple[dict[str, Tensor], dict]:

@@ -15,9 +15,9 @@ from mtl_lib.hierarchy import PerLevelHierarchy
 from mtl_lib.losses import WeightedNLLLoss, class_weights
 
 LEAF_TEXT = {
-    ("pets", "dogs", "food"): "kibble for my dog",
-    ("pets", "cats", "food"): "kibble for my cat",
-    ("pets", "cats", "toys"): "feather wand for the cat",
+    ("pets", "dogs", "food"): "dog kibble with beef",
+    ("pets", "cats", "food"): "tuna pate for kittens",
+    ("pets", "cats", "toys"): "feather wand and laser",
     ("baby", "feeding", "bottles"): "bottle nipple and warm milk",
 }
 RECORDS = [{"text": f"{t} number {i}", "path": p} for p, t in LEAF_TEXT.items() for i in range(5)]
@@ -98,9 +98,9 @@ def test_two_param_groups():
 
 # ---------------------------------------------------------------- training and prediction
 def test_fit_learns_and_predicts_full_paths():
-    model = make_model(epochs=10, pooling="mean", encoder_lr=3e-3, classifier_lr=3e-2)
+    model = make_model(epochs=6, pooling="mean", encoder_lr=3e-3, classifier_lr=3e-2)
     history = model.fit(RECORDS, dev_records=RECORDS[:8], progress=False)
-    assert [h["epoch"] for h in history] == list(range(1, 11))
+    assert [h["epoch"] for h in history] == list(range(1, 7))
     assert history[-1]["train_loss"] < history[0]["train_loss"] * 0.5
     assert "dev_leaf_accuracy" in history[-1]
     pred = model.predict([r["text"] for r in RECORDS])
