@@ -268,6 +268,11 @@ def load_encoder(name_or_path: str = DEFAULT_ENCODER, pooling: str | None = None
         known = ", ".join(_FAMILY_OF)
         raise EncoderNotAvailable(f"Unknown encoder {name!r}: neither a registry name nor an "
                                   f"existing directory. Known encoders: {known}.")
+    # We report problems ourselves (missing weights are an error below); transformers' load
+    # report would only list the unused pooler weights that we deliberately leave out.
+    verbosity = transformers.logging.get_verbosity()
+    transformers.logging.set_verbosity_error()
+    transformers.logging.disable_progress_bar()
     try:
         model, info = AutoModel.from_pretrained(
             source, local_files_only=True, cache_dir=_hub_cache(), dtype=torch.float32,
@@ -279,6 +284,9 @@ def load_encoder(name_or_path: str = DEFAULT_ENCODER, pooling: str | None = None
         reason = ("not in the Hugging Face cache." if name in _FAMILY_OF
                   else str(err).splitlines()[0])
         raise _not_available(name, reason) from err
+    finally:
+        transformers.logging.set_verbosity(verbosity)
+        transformers.logging.enable_progress_bar()
     if info["missing_keys"]:
         raise _not_available(name, "the checkpoint lacks weights for "
                              f"{sorted(info['missing_keys'])[:5]}; refusing a random init.")
