@@ -255,12 +255,13 @@ class Trainer:
         if c.max_grad_norm:
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), c.max_grad_norm)
         self.optimizer.step()
+        self._step_lr = self.optimizer.param_groups[0]["lr"]  # the rate this step used, for the log
         self.scheduler.step()
         self.weighting.update(sums)
         return sums, n_examples
 
     def _log(self, task_losses: dict[str, float], samples_per_s: float) -> None:
-        lr = self.optimizer.param_groups[0]["lr"]
+        lr = self._step_lr  # not param_groups' value: the scheduler has already moved on to the next step
         for t, loss in task_losses.items():
             rec = {"kind": "train", "step": self.step, "epoch": self.step / self.steps_per_epoch,
                    "task": t, "loss": loss, "lr": lr, "samples_per_s": samples_per_s,
