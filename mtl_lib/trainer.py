@@ -231,7 +231,7 @@ class Trainer:
         return self.history
 
     def _train_step(self, use_bf16: bool) -> tuple[dict[str, float], int]:
-        c, sums, n_examples = self.config, {}, 0
+        c, sums, counts, n_examples = self.config, {}, {}, 0
         self.optimizer.zero_grad(set_to_none=True)
         for micro in range(c.grad_accum_steps):
             g = self.sampler.choose(self.step * c.grad_accum_steps + micro)
@@ -250,15 +250,19 @@ class Trainer:
                     raise TrainingDiverged(
                         f"loss of task {t!r} is {v.item()} at step {self.step + 1}; training stopped, "
                         "the last saved checkpoint is intact (try a lower learning rate)")
-                sums[t] = sums.get(t, 0.0) + v.item() / c.grad_accum_steps
+                sums[t] = sums.get(t, 0.0) + v.item()
+                counts[t] = counts.get(t, 0) + 1
             (self.weighting.combine(losses) / c.grad_accum_steps).backward()
         if c.max_grad_norm:
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), c.max_grad_norm)
         self.optimizer.step()
         self._step_lr = self.optimizer.param_groups[0]["lr"]  # the rate this step used, for the log
         self.scheduler.step()
-        self.weighting.update(sums)
-        return sums, n_examples
+        # each task's mean over the micro-batches it appeared in (not over all of them: with
+        # several groups a task may be drawn for only some micro-batches of the step)
+        means = {t: v / counts[t] for t, v in sums.items()}
+        self.weighting.update(means)
+        return means, n_examples
 
     def _log(self, task_losses: dict[str, float], samples_per_s: float) -> None:
         lr = self._step_lr  # not param_groups' value: the scheduler has already moved on to the next step
