@@ -40,6 +40,9 @@ class TrainingDiverged(RuntimeError):
     """A task's loss became NaN or infinite; the message names the task and step."""
 
 
+_OPTION_TYPES = {"float": (int, float), "int": (int,), "bool": (bool,), "str": (str,)}
+
+
 @dataclass
 class TrainerConfig:
     """Training options; every field is saved with each checkpoint.
@@ -73,6 +76,14 @@ class TrainerConfig:
     progress: bool = True
 
     def __post_init__(self) -> None:
+        for f in fields(self):  # types first: "8.5" or "abc" from a task file must name the key
+            v, (kind, _, optional) = getattr(self, f.name), str(f.type).partition(" | ")
+            if v is None and optional == "None":
+                continue
+            ok = isinstance(v, _OPTION_TYPES[kind]) and (kind == "bool" or not isinstance(v, bool))
+            if not ok:
+                what = {"float": "a number", "int": "an integer", "bool": "true or false"}.get(kind, "a string")
+                raise ValueError(f"training option {f.name} must be {what}, got {v!r}")
         positive = ("encoder_lr", "classifier_lr", "batch_size", "epochs", "grad_accum_steps",
                     "max_length", "temperature", "eval_batch_size", "log_every")
         for f in fields(self):
