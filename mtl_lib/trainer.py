@@ -80,6 +80,12 @@ class TrainerConfig:
             v, (kind, _, optional) = getattr(self, f.name), str(f.type).partition(" | ")
             if v is None and optional == "None":
                 continue
+            if kind == "float" and isinstance(v, str):  # YAML reads 1e-4 (no dot) as a string
+                try:
+                    v = float(v)
+                    setattr(self, f.name, v)
+                except ValueError:
+                    pass
             ok = isinstance(v, _OPTION_TYPES[kind]) and (kind == "bool" or not isinstance(v, bool))
             if not ok:
                 what = {"float": "a number", "int": "an integer", "bool": "true or false"}.get(kind, "a string")
