@@ -121,6 +121,7 @@ class TaskSpec:
                 f"{where}: task_type {tt!r} is not one of {', '.join(TASK_TYPES)} "
                 f"(or the aliases {', '.join(sorted(ALIASES))})"
             )
+        self._check_types(where)
         if self.format not in FORMATS:
             raise TaskFileError(f"{where}: format {self.format!r} is not one of {', '.join(FORMATS)}")
         for key in ("loss_weight", "dropout_prob", "dev_fraction"):
@@ -133,20 +134,33 @@ class TaskSpec:
             raise TaskFileError(f"{where}: dropout_prob must be in [0, 1), got {self.dropout_prob}")
         if not 0 < self.dev_fraction < 1:
             raise TaskFileError(f"{where}: dev_fraction must be in (0, 1), got {self.dev_fraction}")
-        if self.class_num is not None and (not isinstance(self.class_num, int) or self.class_num < 1):
-            raise TaskFileError(f"{where}: class_num must be a positive integer, got {self.class_num!r}")
-        if self.max_examples is not None and (
-            not isinstance(self.max_examples, int) or self.max_examples < 1
-        ):
-            raise TaskFileError(f"{where}: max_examples must be a positive integer")
-        if not isinstance(self.metrics, list):
-            raise TaskFileError(f"{where}: metrics must be a list of metric names")
+        for key in ("class_num", "max_examples"):
+            v = getattr(self, key)
+            if v is not None and (not isinstance(v, int) or isinstance(v, bool) or v < 1):
+                raise TaskFileError(f"{where}: {key} must be a positive integer, got {v!r}")
         self.loss_type = self.loss_type or DEFAULT_LOSS[self.task_type]
         self.metrics = list(self.metrics) or list(DEFAULT_METRICS[self.task_type])
         if not self.label_field:
             self.label_field = {"jointbert": "slots" if self.task_type == "tagging" else "intent",
                                 "conll": "tags", "trec": "path"}.get(self.format, "label")
         self._check_names()
+
+    def _check_types(self, where: str) -> None:
+        """Text fields must be strings, list fields lists of strings (YAML can give anything)."""
+        for key in _STR_FIELDS:
+            v = getattr(self, key)
+            if v is None:  # an empty YAML value (`path:`) means "not given"
+                setattr(self, key, "")
+            elif not isinstance(v, str):
+                raise TaskFileError(f"{where}: {key} must be a string, got {v!r}")
+        for key in _STR_LIST_FIELDS:
+            v = getattr(self, key)
+            if not isinstance(v, (list, tuple, type(None))) or not all(isinstance(x, str) for x in v or ()):
+                raise TaskFileError(f"{where}: {key} must be a list of names (strings), got {v!r}")
+            setattr(self, key, list(v or ()))
+        if not isinstance(self.splits, dict) or not all(
+                isinstance(k, str) and isinstance(v, str) for k, v in self.splits.items()):
+            raise TaskFileError(f"{where}: splits must map split names to file names, got {self.splits!r}")
 
     def _check_names(self) -> None:
         from .losses import LOSSES  # local: tasks stay importable without torch-heavy modules
@@ -174,6 +188,11 @@ class TaskSpec:
         return asdict(self)
 
 
+_STR_FIELDS = ("format", "path", "label_field", "text_column", "text_pair_column", "quoting", "encoding",
+               "label_map_or_file", "loss_type", "model_type", "config_name")
+_STR_LIST_FIELDS = ("level_columns", "labels", "metrics", "file_names")
+
+
 @dataclass
 class TaskFile:
     """A parsed task file: the tasks, the encoder they ask for and training options."""
@@ -194,6 +213,13 @@ def parse_tasks(raw: Any, source: str = "<task file>") -> TaskFile:
     training = raw.get("training", {}) or {}
     if not isinstance(training, dict):
         raise TaskFileError(f"{source}: 'training' must be a mapping of trainer options")
+    if training:
+        from .trainer import TrainerConfig  # local: the trainer pulls in torch-heavy modules
+
+        try:  # a bad option is reported now, naming the file, not after data and encoder load
+            TrainerConfig.from_dict(dict(training))
+        except (ValueError, TypeError) as err:
+            raise TaskFileError(f"{source}: training: {err}") from None
     tasks, encoders = [], set()
     for name, body in raw.items():
         if name == "training":
