@@ -12,7 +12,7 @@ The label tree of each data set is built from the train *and* dev label paths: t
 categories is known in advance, and 7 amazon dev rows have a leaf that no training row has
 (no model can get those right, but they must not crash the scoring). No dev text is used.
 
-Usage (from the repository root; 2 CPU threads, about half an hour on a shared machine)::
+Usage (from the repository root; about an hour on a busy 2-core machine)::
 
     nice -n 10 .venv/bin/python bench/hierarchical.py
     .venv/bin/python bench/hierarchical.py --smoke     # tiny encoder, small slices: seconds
@@ -60,7 +60,7 @@ DB_CONFIG = {
         "pooling": "mean",
         "max_length": 128,  # reviews average ~75 tokens; 1 in 6 is truncated at 128
         "batch_size": 16,  # twice the updates per epoch for the 300+ leaves, same CPU cost
-        "epochs": 3,
+        "epochs": 2,  # ~75-token reviews cost ~5x a TREC question: 2 epochs keep it modest
     },
 }
 
@@ -128,7 +128,11 @@ def main() -> None:
                         help="tiny encoder, 1 epoch, 300/100-row slices (checks the script)")
     parser.add_argument("--datasets", nargs="+", default=["trec", "amazon_hier"],
                         choices=["trec", "amazon_hier"])
-    parser.add_argument("--threads", type=int, default=2)
+    # One thread by default: on a machine shared by several busy processes, two torch threads
+    # spend most of their time waiting for each other (measured here: a MiniLM training step
+    # took 4-7x longer with 2 threads than with 1 while the load average was ~9). On an idle
+    # machine pass --threads 2.
+    parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
