@@ -107,7 +107,20 @@ class DB_Linear(nn.Module):
         keys raise ``ValueError`` naming the key. :attr:`config` holds the resolved dict.
     encoder : Encoder, optional
         Use this encoder (e.g. ``tiny_encoder("BERT")`` in tests) instead of loading
-        ``config["encoder"]``; ``config["encoder"]`` then records its name.
+        ``config["encoder"]``; ``config["encoder"]`` then records its name. A non-None
+        ``config["pooling"]`` is applied to this encoder (it sets ``encoder.pooling``).
+
+    Examples
+    --------
+    Train on TREC, predict, save and reload (a few minutes on a CPU)::
+
+        records = read_trec(data_root() / "trec" / "train_5500.label")
+        tree = PerLevelHierarchy.from_paths(r["path"] for r in records)
+        model = DB_Linear(tree, {"encoder_lr": 1e-4, "classifier_lr": 3e-3, "dropout": 0.1})
+        model.fit(records[:4900], dev_records=records[4900:])
+        model.predict(["What is the capital of Peru ?"])  # full paths, e.g. [("LOC", "city")]
+        model.save("runs/trec_db_linear")
+        same = DB_Linear.from_checkpoint("runs/trec_db_linear")
     """
 
     def __init__(self, hierarchy: PerLevelHierarchy, config: dict | None = None,
