@@ -105,9 +105,15 @@ def optimizer_from_tensors(tensors: dict[str, torch.Tensor], groups_json: str) -
     """Inverse of ``optimizer_to_tensors``: a dict for ``optimizer.load_state_dict``."""
     state: dict[int, dict[str, torch.Tensor]] = {}
     for name, val in tensors.items():
-        _, idx, key = name.split(".", 2)
+        prefix, _, rest = name.partition(".")
+        idx, _, key = rest.partition(".")
+        if prefix != "state" or not idx.isdigit() or not key:
+            raise ValueError(f"unexpected tensor {name!r} (expected state.<parameter>.<key>)")
         state.setdefault(int(idx), {})[key] = val
-    return {"state": state, "param_groups": json.loads(groups_json)}
+    groups = json.loads(groups_json)
+    if not isinstance(groups, list) or not all(isinstance(g, dict) for g in groups):
+        raise ValueError("param_groups must be a JSON list of objects")
+    return {"state": state, "param_groups": groups}
 
 
 def save_checkpoint(path: str | Path, model, config: dict[str, Any],
@@ -179,7 +185,10 @@ def load_checkpoint(path: str | Path, with_optimizer: bool = False) -> dict[str,
             rest = {k: v for k, v in tensors.items() if not k.startswith("extra.")}
             if "param_groups" not in meta:
                 raise CheckpointError(f"{opt_file}: missing param_groups metadata")
-            out["optimizer_state"] = optimizer_from_tensors(rest, meta["param_groups"])
+            try:
+                out["optimizer_state"] = optimizer_from_tensors(rest, meta["param_groups"])
+            except ValueError as err:  # json.JSONDecodeError is a ValueError too
+                raise CheckpointError(f"{opt_file}: not an optimiser state written by mtl_lib ({err})") from None
             out["extra_tensors"] = extra
         ts = ckpt / "trainer_state.json"
         out["trainer_state"] = _read_json(ts) if ts.exists() else None

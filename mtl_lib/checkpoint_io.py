@@ -41,6 +41,9 @@ def _build(ck: dict[str, Any]) -> MultiTaskModel:
         specs = [TaskSpec(**t) for t in cfg["tasks"]]
     except (KeyError, TypeError, TaskFileError) as err:
         raise CheckpointError(f"{where / 'config.json'}: invalid model configuration ({err})") from None
+    if not (where / "encoder" / "config.json").is_file():  # else transformers reads the path as a hub id
+        raise CheckpointError(f"{where / 'encoder'}: missing (the encoder's config and tokenizer files); "
+                              "the checkpoint is incomplete")
     try:
         encoder = Encoder.from_config_dir(where / "encoder", **enc_cfg)
     except (OSError, ValueError, KeyError, TypeError) as err:
@@ -75,21 +78,56 @@ def restore_training(trainer, path: str | Path) -> None:
     where = ck["dir"]
     if ck["trainer_state"] is None or ck["optimizer_state"] is None:
         raise CheckpointError(f"{where}: has no optimiser/trainer state; it cannot be resumed")
+    # check everything before changing the trainer, so a bad checkpoint leaves it as it was
+    st = _trainer_state(ck["trainer_state"], where / "trainer_state.json")
+    if len(st["positions"]) != len(trainer._pos):
+        raise CheckpointError(f"{where / 'trainer_state.json'}: data positions for {len(st['positions'])} "
+                              f"input groups, this trainer has {len(trainer._pos)}")
+    _check_optimizer_state(trainer.optimizer, ck["optimizer_state"], where / "optimizer.safetensors")
     load_state_strict(trainer.model, ck["model_state"], str(where / "model.safetensors"))
     try:
         trainer.optimizer.load_state_dict(ck["optimizer_state"])
+        w = {k[len("weighting."):]: v for k, v in ck["extra_tensors"].items() if k.startswith("weighting.")}
+        if w:
+            trainer.weighting.load_state_dict(w)
     except (ValueError, KeyError, RuntimeError) as err:
         raise CheckpointError(f"{where / 'optimizer.safetensors'}: does not fit this model ({err})") from None
-    w = {k[len("weighting."):]: v for k, v in ck["extra_tensors"].items() if k.startswith("weighting.")}
-    if w:
-        trainer.weighting.load_state_dict(w)
-    st = ck["trainer_state"]
-    trainer.step = int(st["step"])
-    trainer._pos = [list(p) for p in st["positions"]]
+    try:
+        trainer.weighting.load_extra_state(st["weighting"])
+        trainer.scheduler.load_state_dict(st["scheduler"])
+        torch.random.set_rng_state(st["torch_rng"])
+    except (ValueError, KeyError, TypeError, RuntimeError) as err:
+        raise CheckpointError(f"{where / 'trainer_state.json'}: invalid training state ({err})") from None
+    trainer.step, trainer._pos = st["step"], st["positions"]
     trainer.best_score, trainer._bad_evals = st["best_score"], st["bad_evals"]
-    trainer.weighting.load_extra_state(st.get("weighting") or {})
-    trainer.scheduler.load_state_dict(st["scheduler"])
-    torch.random.set_rng_state(torch.tensor(st["torch_rng"], dtype=torch.uint8))
     from .history import History
 
     trainer.history = History(ck["history"] or [])
+
+
+def _trainer_state(st: Any, where: Path) -> dict[str, Any]:
+    """Parse ``trainer_state.json``; a missing or mistyped entry is a CheckpointError."""
+    try:
+        out = {"step": int(st["step"]), "positions": [[int(e), int(b)] for e, b in st["positions"]],
+               "best_score": None if st["best_score"] is None else float(st["best_score"]),
+               "bad_evals": int(st["bad_evals"]), "weighting": dict(st.get("weighting") or {}),
+               "scheduler": dict(st["scheduler"]),
+               "torch_rng": torch.tensor(st["torch_rng"], dtype=torch.uint8)}
+    except (KeyError, TypeError, ValueError, RuntimeError, OverflowError) as err:
+        raise CheckpointError(f"{where}: missing or invalid entry ({type(err).__name__}: {err})") from None
+    if out["step"] < 0:
+        raise CheckpointError(f"{where}: step must be >= 0, got {out['step']}")
+    return out
+
+
+def _check_optimizer_state(optimizer: torch.optim.Optimizer, state: dict[str, Any], where: Path) -> None:
+    """Every saved per-parameter tensor (AdamW's moments) must have its parameter's shape;
+    ``load_state_dict`` does not check this, and the first step would fail instead."""
+    params = [p for group in optimizer.param_groups for p in group["params"]]
+    for idx, entries in state["state"].items():
+        if not 0 <= idx < len(params):
+            raise CheckpointError(f"{where}: state for parameter {idx}, the model has {len(params)}")
+        for key, value in entries.items():
+            if value.dim() > 0 and value.shape != params[idx].shape:
+                raise CheckpointError(f"{where}: {key} of parameter {idx} has shape {tuple(value.shape)}, "
+                                      f"the parameter has {tuple(params[idx].shape)}")
