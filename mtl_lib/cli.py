@@ -20,8 +20,21 @@ class UserError(Exception):
     """An error caused by the command line or its inputs; printed as one line."""
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage mistake is one line (plus where to look), like every other error."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _check_out_dir(out: Path) -> None:
+    """Fail before any work if OUT cannot be a run directory (not after training)."""
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out}: exists and is not a directory")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="mtl-lib", description="Multi-task learning with a shared "
+    p = _Parser(prog="mtl-lib", description="Multi-task learning with a shared "
                                 "transformer encoder: train, evaluate and predict.")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -100,6 +113,7 @@ def cmd_demo(args) -> int:
     from .trainer import TrainerConfig
 
     out = Path(args.out)
+    _check_out_dir(out)
     print(f"mtl-lib demo: SNIPS intent + slots on one shared encoder ({args.encoder or 'minilm'})")
     model, groups = build_experiment(snips_tasks(args.max_examples), args.encoder)
     n_train = len(groups[0].splits["train"])
@@ -130,6 +144,7 @@ def cmd_train(args) -> int:
             raise UserError(f"--set expects KEY=VALUE, got {item!r}")
         options[key.strip()] = _parse_value(value)
     out = Path(args.out)
+    _check_out_dir(out)
     options["output_dir"] = str(out)
     try:
         config = TrainerConfig.from_dict(options)
@@ -170,13 +185,20 @@ def cmd_predict(args) -> int:
     from .predict import Predictor
 
     predictor = Predictor.from_checkpoint(args.checkpoint)
-    if args.input == "-":
-        lines = sys.stdin.read().splitlines()
-    else:
-        try:
-            lines = Path(args.input).read_text(encoding="utf-8").splitlines()
-        except (OSError, UnicodeDecodeError) as err:
-            raise UserError(f"{args.input}: cannot read ({err})") from None
+    name = "standard input" if args.input == "-" else args.input
+    try:
+        if args.input == "-":  # bytes, so that a bad encoding is our error, not a traceback
+            stream = getattr(sys.stdin, "buffer", sys.stdin)
+            data = stream.read()
+        else:
+            data = Path(args.input).read_bytes()
+        text = data.decode("utf-8") if isinstance(data, bytes) else data
+    except (OSError, UnicodeDecodeError) as err:
+        raise UserError(f"{name}: cannot read ({err})") from None
+    # one input per "\n" line: str.splitlines would also split inside a line at \x0c, \x1c, \u2028...
+    lines = [ln[:-1] if ln.endswith("\r") else ln for ln in text.split("\n")]
+    if lines and lines[-1] == "":
+        lines.pop()
     results = predictor.predict(lines) if lines else []
     text = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in results)
     if args.output == "-":
@@ -198,13 +220,16 @@ def main(argv: list[str] | None = None) -> int:
     from .data import DataFormatError
     from .encoders import EncoderNotAvailable
     from .tasks import TaskFileError
+    from .trainer import TrainingDiverged
 
     user_errors = (UserError, CheckpointError, DataFormatError, EncoderNotAvailable, TaskFileError,
-                   FileNotFoundError, ValueError)
+                   TrainingDiverged, OSError, ValueError)
     try:
         return COMMANDS[args.command](args)
     except user_errors as err:
-        print(f"mtl-lib {args.command}: error: {err}", file=sys.stderr)
+        # one line, even for messages written as several (EncoderNotAvailable's list of remedies)
+        message = " ".join(part.strip() for part in str(err).splitlines() if part.strip())
+        print(f"mtl-lib {args.command}: error: {message}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"mtl-lib {args.command}: interrupted", file=sys.stderr)
