@@ -170,6 +170,7 @@ def cmd_evaluate(args) -> int:
                             "seq.in, seq.out and label)")
         for t in tasks:
             t.format, t.path, t.splits = "jointbert", "", {args.split: str(Path(args.data).resolve())}
+            t.max_examples = None  # all of the user's folder, not the run's quick-run sample size
     groups = build_groups(tasks, model.encoder.tokenizer, splits=(args.split,))
     if not any(g.splits.get(args.split) for g in groups):
         raise UserError(f"no {args.split!r} split found for the checkpoint's tasks")
