@@ -37,7 +37,7 @@ __all__ = ["Trainer", "TrainerConfig", "TrainingDiverged"]
 
 
 class TrainingDiverged(RuntimeError):
-    """A task's loss became NaN or infinite; the message names the task and step."""
+    """A task's loss, or the gradient, became NaN or infinite; the message names the task(s) and step."""
 
 
 _OPTION_TYPES = {"float": (int, float), "int": (int,), "bool": (bool,), "str": (str,)}
@@ -270,8 +270,18 @@ class Trainer:
                 sums[t] = sums.get(t, 0.0) + v.item()
                 counts[t] = counts.get(t, 0) + 1
             (self.weighting.combine(losses) / c.grad_accum_steps).backward()
+        # A finite loss can still give NaN/inf gradients; stepping them would poison the weights
+        # and the next checkpoint, so check before the step (the norm is clipping's by-product).
+        params = [p for p in self.model.parameters() if p.grad is not None]
         if c.max_grad_norm:
-            torch.nn.utils.clip_grad_norm_(self.model.parameters(), c.max_grad_norm)
+            norm = torch.nn.utils.clip_grad_norm_(params, c.max_grad_norm)
+        else:
+            norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(p.grad) for p in params])) \
+                if params else torch.zeros(())
+        if not torch.isfinite(norm):
+            raise TrainingDiverged(
+                f"gradient norm is {norm.item()} at step {self.step + 1} (tasks {', '.join(map(repr, sums))}); "
+                "training stopped, the last saved checkpoint is intact (try a lower learning rate)")
         self.optimizer.step()
         self._step_lr = self.optimizer.param_groups[0]["lr"]  # the rate this step used, for the log
         self.scheduler.step()
