@@ -44,6 +44,10 @@ def png_bytes(fig, dpi: int = 80) -> bytes:
     return buf.getvalue()
 
 
+def _image() -> W.Image:
+    return W.Image(format="png", layout=W.Layout(max_width="100%"))  # shrinks in narrow cells
+
+
 def _error_html(err: BaseException) -> str:
     return ('<div style="border:1px solid #c62828;background:#ffebee;color:#7f0000;'
             f'padding:6px 10px;border-radius:4px"><b>{type(err).__name__}</b>'
@@ -209,7 +213,7 @@ class LiveDashboard(W.VBox):
                  redraw_every: int | None = None, size: tuple[float, float] = (10, 3.6)):
         self.every_n, self.min_interval, self.redraw_every = every_n, min_interval, redraw_every
         self.size, self.redraws = size, 0
-        self.image, self.status = W.Image(format="png"), W.HTML("waiting for training to start")
+        self.image, self.status = _image(), W.HTML("waiting for training to start")
         super().__init__([self.status, self.image])
         self._reset(None)
 
@@ -345,7 +349,7 @@ class ClassMetricsExplorer(W.VBox):
         self.flip = W.Checkbox(False, description="flip order", indent=False)
         self.class_select = W.Dropdown(description="class")
         self.summary, self.table, self.detail = W.HTML(), W.HTML(), W.HTML()
-        self.bars, self.confusion = W.Image(format="png"), W.Image(format="png")
+        self.bars, self.confusion = _image(), _image()
         super().__init__([W.HTML(_error_html(self.error) if self.error else ""),
                           W.HBox([self.task_dropdown, self.sort_dropdown, self.flip]),
                           self.summary, W.HBox([self.table, self.bars]),
