@@ -51,6 +51,20 @@ class DistributedContext:
         part = indices[self.rank * per:(self.rank + 1) * per]
         return part or indices[-1:]  # never an empty batch
 
+    def average_gradients(self, params: list[torch.nn.Parameter]) -> None:
+        """Average the gradients of parameters outside the DDP-wrapped model across ranks.
+
+        DDP only reduces the gradients of the module it wraps; the uncertainty weighting's
+        log-variances are trained too, and without this each rank would learn its own.
+        """
+        if self.world_size == 1:
+            return
+        for p in params:
+            if p.grad is None:  # every rank must join the all-reduce, even with nothing to add
+                p.grad = torch.zeros_like(p)
+            dist.all_reduce(p.grad, op=dist.ReduceOp.SUM)
+            p.grad /= self.world_size
+
     def barrier(self) -> None:
         if self.world_size > 1:
             dist.barrier()

@@ -270,6 +270,8 @@ class Trainer:
                 sums[t] = sums.get(t, 0.0) + v.item()
                 counts[t] = counts.get(t, 0) + 1
             (self.weighting.combine(losses) / c.grad_accum_steps).backward()
+        # DDP averages the model's gradients; a learned weighting (uncertainty) sits outside it
+        self.dist.average_gradients(list(self.weighting.parameters()))
         # A finite loss can still give NaN/inf gradients; stepping them would poison the weights
         # and the next checkpoint, so check before the step (the norm is clipping's by-product).
         params = [p for p in self.model.parameters() if p.grad is not None]
