@@ -57,10 +57,53 @@ def atomic_directory(path: str | Path):
         if path.exists():
             os.replace(path, old)  # between these two renames only `old` exists: see resolve
         os.replace(tmp, path)
-        shutil.rmtree(old, ignore_errors=True)
+        _fsync_directory(path.parent)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    _remove_leftovers(path)
+
+
+def _fsync_directory(path: Path) -> None:
+    """Make the renames durable (a power cut, unlike a killed process, can lose them)."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _remove_leftovers(path: Path) -> None:
+    """Once ``path`` is complete, delete the copies earlier crashes left next to it: every
+    ``.old-*`` and the ``.tmp-*`` of processes that no longer run (a checkpoint's size each)."""
+    for p in path.parent.glob(f".{path.name}.old-*"):
+        shutil.rmtree(p, ignore_errors=True)
+    for p in path.parent.glob(f".{path.name}.tmp-*"):
+        pid = p.name.rpartition("-")[2]
+        if pid.isdigit() and not _process_exists(int(pid)):
+            shutil.rmtree(p, ignore_errors=True)
+
+
+def _process_exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # exists, owned by someone else
+        return True
+    return True
+
+
+def _newest_old(parent: Path, name: str) -> Path | None:
+    """The newest complete ``.name.old-*`` copy: a crash between the two renames of
+    ``atomic_directory`` leaves only that one."""
+    olds = [p for p in parent.glob(f".{name}.old-*") if (p / "config.json").is_file()]
+    return max(olds, key=lambda p: (p / "config.json").stat().st_mtime_ns) if olds else None
 
 
 def resolve_checkpoint(path: str | Path) -> Path:
@@ -71,10 +114,10 @@ def resolve_checkpoint(path: str | Path) -> Path:
     for sub in ("best", "last"):
         if (path / sub / "config.json").is_file():
             return path / sub
-    # a crash between the two renames of atomic_directory leaves only the `.old-*` copy
-    olds = sorted(path.parent.glob(f".{path.name}.old-*")) if path.name else []
-    if olds and (olds[-1] / "config.json").is_file():
-        return olds[-1]
+        if path.is_dir() and (old := _newest_old(path, sub)) is not None:
+            return old
+    if path.name and (old := _newest_old(path.parent, path.name)) is not None:
+        return old
     if not path.exists():
         raise CheckpointError(f"{path}: checkpoint directory not found")
     pickles = [p.name for p in path.iterdir() if p.suffix in PICKLE_SUFFIXES]
