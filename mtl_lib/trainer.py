@@ -111,6 +111,8 @@ class TrainerConfig:
             raise ValueError(f"unknown sampler {self.sampler!r}; choose one of {', '.join(SAMPLERS)}")
         if self.weighting not in WEIGHTINGS:
             raise ValueError(f"unknown weighting {self.weighting!r}; choose one of {', '.join(WEIGHTINGS)}")
+        if self.save_every and not self.output_dir:  # else `last/` would land in the working directory
+            raise ValueError("training option save_every needs output_dir (where to write the checkpoints)")
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> TrainerConfig:
