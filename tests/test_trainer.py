@@ -482,6 +482,7 @@ def test_nan_loss_raises_training_diverged_naming_task_and_step(tiny_snips, make
     ({"max_steps": True}, "max_steps"),
     ({"progress": "yes"}, "progress"),
     ({"bogus_option": 1}, "bogus_option"),
+    ({"save_every": 5}, "save_every needs output_dir"),
 ])
 def test_trainer_config_rejects_bad_options_naming_the_key(options, key):
     with pytest.raises(ValueError, match=key):
