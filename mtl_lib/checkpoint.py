@@ -190,9 +190,19 @@ def _read_json(path: Path) -> Any:
         raise CheckpointError(f"{path}: not valid JSON ({err})") from None
 
 
+def _pickles_instead(missing: Path, match: str = "") -> str:
+    """Why ``missing`` is missing, when pickled files (e.g. pytorch_model.bin) sit in its place."""
+    found = sorted(p.name for p in missing.parent.iterdir()
+                   if p.suffix in PICKLE_SUFFIXES and match in p.name) if missing.parent.is_dir() else []
+    if not found:
+        return ""
+    return (f"; refusing to load {', '.join(found)} instead: pickled files can run code when loaded, "
+            "mtl_lib checkpoints are safetensors + JSON")
+
+
 def _read_tensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
     if not path.is_file():
-        raise CheckpointError(f"{path}: missing")
+        raise CheckpointError(f"{path}: missing{_pickles_instead(path)}")
     try:
         from safetensors import safe_open
 
@@ -222,6 +232,8 @@ def load_checkpoint(path: str | Path, with_optimizer: bool = False) -> dict[str,
     if with_optimizer:
         opt_file = ckpt / "optimizer.safetensors"
         out["optimizer_state"], out["extra_tensors"] = None, {}
+        if not opt_file.exists() and (why := _pickles_instead(opt_file, "optim")):
+            raise CheckpointError(f"{opt_file}: missing{why}")
         if opt_file.exists():
             tensors, meta = _read_tensors(opt_file)
             extra = {k[6:]: v for k, v in tensors.items() if k.startswith("extra.")}
