@@ -111,8 +111,6 @@ class TrainerConfig:
             raise ValueError(f"unknown sampler {self.sampler!r}; choose one of {', '.join(SAMPLERS)}")
         if self.weighting not in WEIGHTINGS:
             raise ValueError(f"unknown weighting {self.weighting!r}; choose one of {', '.join(WEIGHTINGS)}")
-        if self.save_every and not self.output_dir:  # else `last/` would land in the working directory
-            raise ValueError("training option save_every needs output_dir (where to write the checkpoints)")
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> TrainerConfig:
@@ -142,6 +140,10 @@ class Trainer:
                  callbacks: list | None = None, **overrides) -> None:
         cfg = config if isinstance(config, TrainerConfig) else TrainerConfig.from_dict(dict(config or {}))
         self.config = TrainerConfig.from_dict({**asdict(cfg), **overrides}) if overrides else cfg
+        # checked here, not in TrainerConfig: a task file's training: section has no output_dir
+        # (the CLI's --out adds it); without one `last/` would land in the working directory
+        if self.config.save_every and not self.config.output_dir:
+            raise ValueError("training option save_every needs output_dir (where to write the checkpoints)")
         self.model, self.groups = model, [g for g in groups if g.splits.get("train")]
         if not self.groups:
             raise ValueError("no input group has training examples")
