@@ -376,6 +376,8 @@ class Gallery(_Directive):
         shots = sorted((Path(self.env.srcdir) / "_static" / "widgets").glob("*.png"))
         lines = []
         if shots:
+            lines += ["Rendered in JupyterLab, in headless Chromium, by the browser test "
+                      "(``tests/``); the widgets are live in a running notebook.", ""]
             for shot in shots:
                 caption = shot.stem.split("_", 1)[-1] if re.match(r"^\d+_", shot.stem) else shot.stem
                 caption = caption.replace("_", " ").replace("-", " ").capitalize()
@@ -466,7 +468,7 @@ def _checks_plot(checks: list[dict], path: Path) -> Path:
         if ticks:
             ax.scatter([t for _, t in ticks], [i for i, _ in ticks], marker="|", s=500,
                        linewidths=2.5, color="black", zorder=3, label="target")
-            ax.legend(loc="lower right", fontsize="small")
+            ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize="small")
         ax.set_yticks(y, [f"{c.get('bench', '')}: {c['label']}" for c in cs], fontsize="small")
         ax.invert_yaxis()
         ax.set_xlabel("measured ratio (×), higher is better" if unit == "x" else "measured (%)")
@@ -547,8 +549,9 @@ class BenchResults(_Directive):
         return self.emit(lines)
 
     def _section(self, path: Path, d: dict, out: Path) -> list[str]:
-        title = str(d.get("name") or path.stem).replace("_", " ")
-        lines = [title, "~" * len(title), "", f"From ``bench/results/{path.name}``.", ""]
+        name = str(d.get("name") or path.stem)
+        title = _BENCH_TITLES.get(name, name.replace("_", " ").capitalize())
+        lines = [title, "-" * len(title), "", f"From ``bench/results/{path.name}``.", ""]
         for note in d.get("notes") or []:
             lines += [f"- {escape(str(note))}"]
         if d.get("notes"):
@@ -559,14 +562,27 @@ class BenchResults(_Directive):
                                   (escape(c.get("op", "")) + " " + _ratio(c, "target"))
                                   if c.get("target") is not None else "—", _verdict(c)]
                                  for c in d["checks"]], [52, 16, 16, 16])
-        sides = d.get("sides")
-        if isinstance(sides, dict) and sides:
-            cols = list(dict.fromkeys(k for s in sides.values() if isinstance(s, dict)
-                                      for k, v in s.items() if not isinstance(v, (list, dict))))
-            lines += ["Sides (each timed in the same process, interleaved):", ""]
-            lines += list_table(["side"] + [escape(c) for c in cols],
-                                [[escape(name)] + [_fmt(c, s.get(c, "")) for c in cols]
-                                 for name, s in sides.items() if isinstance(s, dict)])
+        sides = {k: v for k, v in (d.get("sides") or {}).items() if isinstance(v, dict)}
+        if sides:
+            known = {"median_s": "median s per repeat", "throughput_samples_per_s": "samples/s",
+                     "median_s_per_step": "s per step"}
+            skip = {"min_s", "max_s", "times_s", "samples_per_repeat", "steps_per_repeat"}
+            extra = list(dict.fromkeys(k for v in sides.values() for k, x in v.items()
+                                       if k not in known and k not in skip
+                                       and not isinstance(x, (list, dict))))
+            cols = [k for k in known if any(k in v for v in sides.values())] + extra
+            rows = []
+            for side_name, v in sides.items():
+                row = [escape(side_name)]
+                for c in cols:
+                    cell = _fmt(c, v.get(c, ""))
+                    if c == "median_s" and "min_s" in v and "max_s" in v:
+                        cell += f" ({v['min_s']:.3g}–{v['max_s']:.3g})"
+                    row.append(cell)
+                rows.append(row)
+            lines += ["Each side timed in the same process, interleaved with the others "
+                      "(min–max over repeats in brackets):", ""]
+            lines += list_table(["side"] + [known.get(c, escape(c)) for c in cols], rows)
         rows = d.get("results")
         if isinstance(rows, list) and rows and all(isinstance(r, dict) for r in rows):
             cols = list(dict.fromkeys(k for r in rows for k in r))
@@ -575,17 +591,46 @@ class BenchResults(_Directive):
             plot = _scores_plot(title, rows, out / f"bench_{path.stem}.png")
             if plot is not None:
                 lines += [f".. image:: /_build/generated/{plot.name}", "   :width: 90%", ""]
-        fields = {}
-        for key in ("settings", "meta", "machine"):
-            if isinstance(d.get(key), dict):
-                fields.update(d[key])
-        for key in ("repeats", "command", "timestamp"):
-            if d.get(key) is not None:
-                fields[key] = d[key]
-        if fields:
-            lines += [".. rubric:: Settings and machine", ""]
-            lines += [f":{escape(str(k))}: {_fmt(k, v)}" for k, v in fields.items()] + [""]
+        settings = {k: v for k, v in (d.get("settings") or d.get("meta") or {}).items()
+                    if not isinstance(v, (dict,))}
+        if d.get("repeats") is not None:
+            settings.setdefault("repeats", d["repeats"])
+        if settings:
+            lines += [".. rubric:: Settings", ""]
+            lines += [f":{escape(str(k))}: {_fmt(k, v)}" for k, v in settings.items()] + [""]
+        machine = d.get("machine") or {}
+        said = []
+        if machine:
+            said.append(f"Measured on {escape(str(machine.get('cpu', 'an unknown CPU')))} "
+                        f"({machine.get('cpu_count', '?')} cores, {machine.get('torch_threads', '?')} "
+                        f"torch threads" + (f", GPU {escape(str(machine['cuda']))}"
+                                            if machine.get("cuda") else "") + ")")
+            versions = ", ".join(f"{k} {escape(str(machine[k]))}" for k in
+                                 ("python", "torch", "transformers") if machine.get(k))
+            if versions:
+                said.append(versions)
+            if machine.get("loadavg_1_5_15"):
+                said.append("load average " + ", ".join(map(str, machine["loadavg_1_5_15"])))
+        if d.get("timestamp"):
+            said.append(f"at {escape(str(d['timestamp']))}")
+        if said:
+            lines += ["; ".join(said) + ".", ""]
+        if d.get("command"):
+            lines += ["Reproduce with:", "", ".. code-block:: bash", "",
+                      f"   {d['command']}", ""]
         return lines
+
+
+_BENCH_TITLES = {
+    "joint_vs_separate": "Joint training vs separate fine-tunes",
+    "padding": "Length-bucketed dynamic padding vs static padding",
+    "inference": "Multi-task inference vs one encoder pass per task",
+    "trainer_overhead": "Trainer step vs a plain PyTorch loop",
+    "hierarchical": "Hierarchical classification: DB_Linear vs TF-IDF + SGD",
+    "memory": "Memory",
+    "gpu": "GPU",
+    "quality_per_time": "Quality per training time",
+}
 
 
 # --------------------------------------------------------------------------- markdown files
