@@ -7,6 +7,7 @@ tiny SNIPS fixture (tiny BERT, 200 utterances) for a few steps at a time.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import math
 
@@ -203,6 +204,20 @@ def test_every_sampler_and_weighting_trains(sampler, weighting, tiny_snips, ner_
         assert [r["task"] for r in rows] == ["intent", "slots", "ner"] * 2
     if weighting == "uncertainty":  # the log-variances are learned with the heads
         assert not torch.equal(trainer.weighting.log_vars.detach(), torch.zeros(3))
+
+
+def test_static_loss_weight_from_the_task_reaches_the_trainer(tiny_snips):
+    enc, (snips,) = tiny_snips
+    intent, slots = (dataclasses.replace(t) for t in snips.tasks)
+    intent.loss_weight = 0.0  # switched off: its head gets exactly zero gradient
+    group = InputGroup("g", [intent, slots], {"train": snips.splits["train"]})
+    model = MultiTaskModel.from_tasks(copy.deepcopy(enc), [intent, slots])
+    before = {n: h.linear.weight.detach().clone() for n, h in model.heads.items()}
+    history = Trainer(model, [group], max_steps=3, batch_size=16, weight_decay=0.0, progress=False).fit()
+    assert torch.equal(model.heads["intent"].linear.weight, before["intent"])
+    assert not torch.equal(model.heads["slots"].linear.weight, before["slots"])
+    assert {r["weight"] for r in history.train_rows("intent")} == {0.0}
+    assert all(r["loss"] > 0 for r in history.train_rows("intent"))  # still computed and logged
 
 
 # --------------------------------------------------------------------------------------------
