@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -199,3 +200,18 @@ def test_help_texts_name_every_command(capsys):
     out = capsys.readouterr().out
     for command in ("demo", "train", "evaluate", "predict", "encoders"):
         assert command in out
+
+
+def test_train_resume_continues_from_last(cli_run, tmp_path, capsys):
+    _, out = cli_run
+    run = tmp_path / "run"
+    shutil.copytree(out, run)
+    (tmp_path / "tasks.yml").write_text(TASK_FILE)
+    rc = main(["train", str(tmp_path / "tasks.yml"), "--out", str(run), "--encoder", "tiny-bert", "--resume",
+               "--set", "max_steps=6", "--set", "progress=false"])
+    assert rc == 0
+    assert json.loads((run / "last" / "trainer_state.json").read_text())["step"] == 6
+    history = History.from_json(run / "history.json")
+    assert sorted({r["step"] for r in history.train_rows()}) == [1, 2, 3, 4, 5, 6]
+    before = History.from_json(out / "history.json").train_rows()
+    assert history.train_rows()[:len(before)] == before  # the first 4 steps are kept as they were
