@@ -268,12 +268,13 @@ class ErrorExample(_Directive):
         else:
             module = {"TaskFileError": "mtl_lib.tasks", "DataFormatError": "mtl_lib.data",
                       "CheckpointError": "mtl_lib.checkpoint",
-                      "EncoderNotAvailable": "mtl_lib.encoders"}.get(outcome.error)
+                      "EncoderNotAvailable": "mtl_lib.encoders",
+                      "TrainingDiverged": "mtl_lib.trainer"}.get(outcome.error)
             first, *rest = outcome.message.split("\n")
             error = f"{module}.{outcome.error}" if module else outcome.error
             body = [f">>> {imp}" for imp in mtl_errors.imports_for(sc.code)]
-            body += [f">>> {sc.code}", "Traceback (most recent call last):", "  ...",
-                     f"{error}: {first}", *rest]
+            body += [f">>> {line}" for line in sc.code.split("\n")]
+            body += ["Traceback (most recent call last):", "  ...", f"{error}: {first}", *rest]
         lines += ["   " + ln if ln else "" for ln in body] + [""]
         return self.emit(lines)
 

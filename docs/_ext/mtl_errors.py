@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import sys
 import tempfile
 import textwrap
 from dataclasses import dataclass, field
@@ -102,6 +103,11 @@ SCENARIOS: dict[str, Scenario] = {
         {}, 'TrainerConfig.from_dict({"learning_rate": 1e-4})', "ValueError"),
     "training-value": Scenario(
         {}, 'TrainerConfig(sampler="temperature", temperature=0)', "ValueError"),
+    "training-diverged": Scenario(
+        {**SNIPS_MINI, "tasks.yml": _TASK},
+        'model, groups = build_experiment("tasks.yml", encoder="tiny-bert")\n'
+        'config = TrainerConfig(max_steps=50, encoder_lr=1e30, classifier_lr=1e30, progress=False)\n'
+        'Trainer(model, groups, config).fit()', "TrainingDiverged"),
     # ---------------------------------------------------------------- data files
     "jointbert-tag-count": Scenario(
         {"snips/dev/seq.in": "add this song to my playlist\nbook a table for two\n",
@@ -188,6 +194,7 @@ SCENARIOS: dict[str, Scenario] = {
 # Names the shown code may use, resolved lazily (importing mtl_lib pulls in torch).
 _NAMESPACE = {
     "load_task_file": "mtl_lib", "build_experiment": "mtl_lib", "TrainerConfig": "mtl_lib",
+    "Trainer": "mtl_lib",
     "load_encoder": "mtl_lib", "load_model": "mtl_lib",
     "read_jointbert": "mtl_lib.data", "read_label_file": "mtl_lib.data",
     "read_conll": "mtl_lib.data", "read_table": "mtl_lib.data", "read_trec": "mtl_lib.data",
@@ -195,6 +202,22 @@ _NAMESPACE = {
 }
 
 _CACHE: dict[str, Outcome] = {}
+
+
+@contextlib.contextmanager
+def _quiet_stdout():
+    """Silence stdout at the file-descriptor level (the tokenizers trainer writes there)."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    with open(os.devnull, "w") as null:
+        os.dup2(null.fileno(), 1)
+        try:
+            with contextlib.redirect_stdout(io.StringIO()):
+                yield
+        finally:
+            sys.stdout.flush()
+            os.dup2(saved, 1)
+            os.close(saved)
 
 
 def imports_for(code: str) -> list[str]:
@@ -240,7 +263,7 @@ def run(name: str) -> Outcome:
             else:
                 names = {n: getattr(importlib.import_module(m), n) for n, m in _NAMESPACE.items()}
                 try:
-                    with contextlib.redirect_stdout(io.StringIO()):
+                    with _quiet_stdout():
                         exec(sc.code, names)  # noqa: S102 - our own fixed snippets
                 except Exception as err:  # noqa: BLE001 - we want whatever the user would get
                     message, error = str(err), type(err).__name__
