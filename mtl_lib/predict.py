@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import unicodedata
 import warnings
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -21,12 +22,26 @@ from .metrics import conll_chunks
 __all__ = ["Predictor"]
 
 
-def _words(text: str) -> list[str]:
+def _words(text: str, index: int = 0) -> list[str]:
     """Whitespace words, with control characters (other than whitespace) removed."""
     if not isinstance(text, str):
-        raise TypeError(f"expected a string to predict on, got {type(text).__name__}")
+        raise TypeError(f"text {index} is a {type(text).__name__}; expected a str to predict on")
+    try:
+        text.encode("utf-8")  # the tokenizer needs valid UTF-8; say so rather than crash inside it
+    except UnicodeEncodeError as err:
+        raise ValueError(f"text {index} is not valid Unicode: lone surrogate {text[err.start]!r} at "
+                         f"position {err.start}") from None
     clean = "".join(" " if unicodedata.category(c) == "Cc" else c for c in text)
     return clean.split()
+
+
+def _truncated(enc, i: int, n_words: int, max_length: int) -> bool:
+    """Was example ``i`` cut at ``max_length``? The fast tokenizer keeps what it cut off (also
+    inside one long word, which the word count alone would miss)."""
+    if enc.encodings is not None:
+        return bool(enc.encodings[i].overflowing)
+    seen = {w for w in enc.word_ids(i) if w is not None}
+    return len(seen) < n_words and len(enc["input_ids"][i]) >= max_length
 
 
 def _spans(words: list[str], tags: list[str]) -> list[dict[str, Any]]:
@@ -78,16 +93,19 @@ class Predictor:
             multilabel result ``{"labels": [...], "scores": {label: p}}``.
         """
         single = isinstance(texts, str)
+        if not single and (isinstance(texts, (bytes, bytearray, Mapping)) or not isinstance(texts, Iterable)):
+            raise TypeError(f"predict expects a str or a list of str, got {type(texts).__name__}")
         texts = [texts] if single else list(texts)
         if text_pairs is not None and len(text_pairs) != len(texts):
             raise ValueError(f"got {len(texts)} texts but {len(text_pairs)} text_pairs")
         pair_tasks = [n for n, t in self.tasks.items() if t.task_type == "pair_classification"]
         other = [n for n in self.tasks if n not in pair_tasks]
-        results = [{"text": t, "words": _words(t)} for t in texts]
+        results = [{"text": t, "words": _words(t, i)} for i, t in enumerate(texts)]
         if other:
             self._run(results, [r["words"] for r in results], None, other)
         if pair_tasks and text_pairs is not None:
-            self._run(results, [r["words"] for r in results], [_words(p) for p in text_pairs], pair_tasks)
+            pairs = [_words(p, i) for i, p in enumerate(text_pairs)]
+            self._run(results, [r["words"] for r in results], pairs, pair_tasks)
         return results[0] if single else results
 
     def _run(self, results: list[dict], words: list[list[str]], pairs, tasks: list[str]) -> None:
@@ -104,8 +122,7 @@ class Predictor:
             self.encoder_calls += 1
             for i in range(len(chunk)):
                 res, word_ids = results[start + i], enc.word_ids(i)
-                if len(set(w for w in word_ids if w is not None)) < len(chunk[i]) and \
-                        len(enc["input_ids"][i]) >= self.max_length:
+                if _truncated(enc, i, len(chunk[i]), self.max_length):
                     warnings.warn(f"text {start + i} was truncated to {self.max_length} tokens; "
                                   "words past the cut are tagged 'O'", stacklevel=3)
                 offset = len(enc["input_ids"][i]) - len(word_ids)
