@@ -354,13 +354,15 @@ def _train_tokenizer(family: str, corpus: list[str], vocab_size: int):
         chars = sorted({c for text in corpus for c in backend.normalizer.normalize_str(text)
                         if not c.isspace()})
         trainer = trainers.WordPieceTrainer(
-            vocab_size=vocab_size, special_tokens=specials + [f"##{c}" for c in chars])
+            vocab_size=vocab_size, special_tokens=specials + [f"##{c}" for c in chars],
+            show_progress=False)
     elif family == "ROBERTA":  # byte-level BPE: all 256 bytes are in the vocabulary, no <unk>
         trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=specials,
-                                      initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+                                      initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+                                      show_progress=False)
     else:  # ALBERT, XLNET: SentencePiece-style Unigram over Metaspace ("▁word") pieces
         trainer = trainers.UnigramTrainer(vocab_size=vocab_size, special_tokens=specials,
-                                          unk_token=base.unk_token)
+                                          unk_token=base.unk_token, show_progress=False)
     backend.train_from_iterator(corpus, trainer)
     model = json.loads(backend.to_str())["model"]
     if family == "ROBERTA":

@@ -117,8 +117,11 @@ class Predictor:
             feats = [{k: enc[k][i] for k in ("input_ids", "attention_mask", "token_type_ids") if k in enc}
                      | {"labels": {}} for i in range(len(chunk))]
             batch = self._collate(feats)
-            logits = self.model(batch["input_ids"], batch["attention_mask"],
-                                batch.get("token_type_ids"), tasks=tasks)
+            device = next(self.model.parameters()).device
+            tt = batch.get("token_type_ids")
+            logits = self.model(batch["input_ids"].to(device), batch["attention_mask"].to(device),
+                                tt.to(device) if tt is not None else None, tasks=tasks)
+            logits = {k: v.float().cpu() for k, v in logits.items()}
             self.encoder_calls += 1
             for i in range(len(chunk)):
                 res, word_ids = results[start + i], enc.word_ids(i)
