@@ -65,6 +65,18 @@ class DistributedContext:
             dist.all_reduce(p.grad, op=dist.ReduceOp.SUM)
             p.grad /= self.world_size
 
+    def any_each(self, flags: list[bool]) -> list[bool]:
+        """Element-wise "true on any rank?" (a collective: every rank calls it with as many flags).
+
+        Used to stop every rank together: a rank that raised alone would leave the others
+        waiting in DDP's next all-reduce, or dying of a lost peer.
+        """
+        if self.world_size == 1 or not flags:
+            return list(flags)
+        t = torch.tensor([float(f) for f in flags], device=self.device)
+        dist.all_reduce(t, op=dist.ReduceOp.MAX)
+        return [bool(x) for x in t.tolist()]
+
     def barrier(self) -> None:
         if self.world_size > 1:
             dist.barrier()

@@ -266,11 +266,14 @@ class Trainer:
                     tasks=tasks)
             labels = {t: v.to(self.device) for t, v in batch["labels"].items()}
             losses = self.model.compute_losses({t: v.float() for t, v in logits.items()}, labels)
-            for t, v in losses.items():
-                if not torch.isfinite(v):
+            bad = {t: v.item() for t, v in losses.items() if not torch.isfinite(v)}
+            for t, everywhere in zip(tasks, self.dist.any_each([t in bad for t in tasks])):
+                if everywhere:  # on every rank, so that all of them stop at this step
                     raise TrainingDiverged(
-                        f"loss of task {t!r} is {v.item()} at step {self.step + 1}; training stopped, "
-                        "the last saved checkpoint is intact (try a lower learning rate)")
+                        f"loss of task {t!r} is {bad.get(t, 'not finite on another process')} at step "
+                        f"{self.step + 1}; training stopped, the last saved checkpoint is intact "
+                        "(try a lower learning rate)")
+            for t, v in losses.items():
                 sums[t] = sums.get(t, 0.0) + v.item()
                 counts[t] = counts.get(t, 0) + 1
             (self.weighting.combine(losses) / c.grad_accum_steps).backward()
