@@ -617,8 +617,8 @@ class BenchResults(_Directive):
         if said:
             lines += ["; ".join(said) + ".", ""]
         if d.get("command"):
-            lines += ["Reproduce with:", "", ".. code-block:: bash", "",
-                      f"   {d['command']}", ""]
+            command = str(d["command"]).replace(str(ROOT) + os.sep, "")
+            lines += ["Reproduce with:", "", ".. code-block:: bash", "", f"   {command}", ""]
         return lines
 
 
