@@ -472,7 +472,7 @@ def _checks_plot(checks: list[dict], path: Path) -> Path:
             ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize="small")
         ax.set_yticks(y, [f"{c.get('bench', '')}: {c['label']}" for c in cs], fontsize="small")
         ax.invert_yaxis()
-        ax.set_xlabel("measured ratio (×), higher is better" if unit == "x" else "measured (%)")
+        ax.set_xlabel("measured ratio (×)" if unit == "x" else "measured (%)")
         ax.grid(axis="x", alpha=0.3)
     fig.suptitle("Benchmarks: measured against target (green pass, red miss, grey no target)")
     fig.savefig(path, dpi=110)
@@ -581,9 +581,15 @@ class BenchResults(_Directive):
                         cell += f" ({v['min_s']:.3g}–{v['max_s']:.3g})"
                     row.append(cell)
                 rows.append(row)
+            timed = "median_s" in cols
             lines += ["Each side timed in the same process, interleaved with the others "
-                      "(min–max over repeats in brackets):", ""]
-            lines += list_table(["side"] + [known.get(c, escape(c)) for c in cols], rows)
+                      "(min–max over repeats in brackets):" if timed else "Sides:", ""]
+            headers = [known.get(c, escape(c)) for c in cols]
+            if len(cols) > 5:  # many quantities: one row per quantity, one column per side
+                lines += list_table([""] + [r[0] for r in rows],
+                                    [[h] + [r[j + 1] for r in rows] for j, h in enumerate(headers)])
+            else:
+                lines += list_table(["side"] + headers, rows)
         rows = d.get("results")
         if isinstance(rows, list) and rows and all(isinstance(r, dict) for r in rows):
             cols = list(dict.fromkeys(k for r in rows for k in r))
