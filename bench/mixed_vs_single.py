@@ -51,10 +51,11 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=16)
     ap.add_argument("--max-length", type=int, default=64)
     ap.add_argument("--encoder", default=None)
+    ap.add_argument("--threads", type=int, default=2, help="torch CPU threads")
     ap.add_argument("--quick", action="store_true", help="tiny encoder, 300 examples, 12 steps")
     ap.add_argument("--results", default=str(ROOT / "bench/results/mixed_vs_single.json"))
     args = ap.parse_args()
-    torch.set_num_threads(2)
+    torch.set_num_threads(args.threads)
     tf = load_task_file(args.taskfile)
     encoder = args.encoder or tf.encoder
     steps = args.steps
