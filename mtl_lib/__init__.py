@@ -4,9 +4,11 @@ The public API is re-exported here; everything else is internal. Start with
 ``notebooks/00_tour.ipynb`` or ``make demo``.
 """
 
+from .baselines import TfidfSGDBaseline
 from .checkpoint import CheckpointError
 from .checkpoint_io import load_model, save_model
 from .data import DataFormatError, data_root
+from .db_linear import DB_Linear
 from .encoders import (
     DEFAULT_ENCODER,
     Encoder,
@@ -18,6 +20,8 @@ from .encoders import (
 from .evaluation import evaluate
 from .experiment import build_experiment, snips_tasks
 from .heads import make_head
+from .hierarchical_metrics import hierarchical_metrics, per_level_report
+from .hierarchy import PerLevelHierarchy
 from .history import History
 from .losses import CrossEntropyLoss, MultiLabelLoss, NERLoss, WeightedNLLLoss
 from .metrics import (
@@ -42,7 +46,8 @@ from .trainer import Trainer, TrainerConfig, TrainingDiverged
 __version__ = "0.1.0"
 
 __all__ = [
-    "DEFAULT_ENCODER", "CheckpointError", "CrossEntropyLoss", "DataFormatError", "Encoder",
+    "DEFAULT_ENCODER", "DB_Linear", "PerLevelHierarchy", "TfidfSGDBaseline", "hierarchical_metrics",
+    "per_level_report", "CheckpointError", "CrossEntropyLoss", "DataFormatError", "Encoder",
     "EncoderNotAvailable", "History", "MultiLabelLoss", "MultiTaskModel", "NERLoss", "Predictor",
     "TaskFileError", "TaskSpec", "Trainer", "TrainerConfig", "TrainingDiverged", "WeightedNLLLoss",
     "build_experiment", "build_groups", "classification_accuracy", "classification_f1_score",
