@@ -1,0 +1,315 @@
+"""Shared plumbing of the speed benchmarks: set-up, interleaved timing, results, the ratio line.
+
+Every benchmark compares two (or more) *sides* measured in the same process on the same
+machine. The machine's 2 cores are shared, so absolute times drift; the sides are therefore
+run interleaved (A B, then B A, then A B ...: an ABBA order that also cancels a linear drift),
+after untimed warm-up rounds, and the ratio reported is the median over repeats of the
+ratio *within* each repeat. Each script prints its ratio line last::
+
+    RATIO joint_vs_separate: 1.96x (target >= 1.90x) PASS
+
+and writes ``bench/results/<name>.json`` with the sides' medians, every repeat's time, the
+machine and the command line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from datetime import datetime, timezone
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# On a shared machine, OpenMP threads that spin while waiting for a descheduled partner thread
+# make every parallel op 3-5x slower and very noisy (measured here: an AdamW step on MiniLM
+# 1-7 s spinning vs 0.5-0.6 s passive, under a load of 7 on 2 cores). Waiting passively costs
+# little on an idle machine. Must be set before torch starts its OpenMP runtime; an explicit
+# setting in the environment wins.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import torch  # noqa: E402
+
+BENCH_DIR = Path(__file__).resolve().parent
+RESULTS_DIR = BENCH_DIR / "results"
+THREADS = 2  # the benchmark machine has 2 cores; every script uses exactly 2 threads
+
+
+def setup(threads: int = THREADS) -> torch.device:
+    """Fix the thread count, silence transformers' load reports; return the device."""
+    import transformers
+
+    torch.set_num_threads(threads)
+    transformers.logging.set_verbosity_error()
+    transformers.logging.disable_progress_bar()
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def parser(description: str) -> argparse.ArgumentParser:
+    """The options every benchmark has: ``--quick``, ``--results DIR``, ``--repeats``."""
+    p = argparse.ArgumentParser(description=description.strip().splitlines()[0])
+    p.add_argument("--quick", action="store_true",
+                   help="tiny random encoder, a few steps: checks the script runs (seconds); "
+                        "the numbers mean nothing")
+    p.add_argument("--results", default=None,
+                   help=f"directory for the result JSON (default: {RESULTS_DIR} for full runs; "
+                        "--quick writes nothing unless this is given)")
+    p.add_argument("--repeats", type=int, default=None, help="timed repeats per side")
+    return p
+
+
+# -- machine and timing --------------------------------------------------------------------
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def machine_info() -> dict:
+    """What the numbers were measured on (load average included: the cores are shared)."""
+    import transformers
+
+    info = {
+        "platform": platform.platform(), "cpu": _cpu_model(), "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(), "python": platform.python_version(),
+        "torch": torch.__version__, "transformers": transformers.__version__,
+        "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+        "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
+    }
+    if hasattr(os, "getloadavg"):
+        info["loadavg_1_5_15"] = [round(x, 2) for x in os.getloadavg()]
+    return info
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def interleaved(sides: dict[str, Callable[[], object]], repeats: int, warmup: int = 1,
+                device: torch.device | None = None, log: bool = True) -> dict[str, list[float]]:
+    """Time each side ``repeats`` times, interleaved, after ``warmup`` untimed rounds.
+
+    Order: round r runs the sides in the given order for even r, reversed for odd r.
+    Returns ``{side: [seconds of each timed repeat]}``.
+    """
+    device = device or torch.device("cpu")
+    names = list(sides)
+    for _ in range(warmup):
+        for name in names:
+            sides[name]()
+    sync(device)
+    times: dict[str, list[float]] = {n: [] for n in names}
+    for r in range(repeats):
+        for name in names if r % 2 == 0 else names[::-1]:
+            t0 = time.perf_counter()
+            sides[name]()
+            sync(device)
+            times[name].append(time.perf_counter() - t0)
+        if log:
+            print(f"  repeat {r + 1}/{repeats}: "
+                  + ", ".join(f"{n} {times[n][-1]:.2f}s" for n in names), flush=True)
+    return times
+
+
+def paired_ratio(slow: list[float], fast: list[float], slow_work: float = 1.0,
+                 fast_work: float = 1.0) -> float:
+    """Median over repeats of throughput(fast) / throughput(slow), pairing repeat i with i.
+
+    ``*_work`` is what one repeat does (samples, tokens...); the ratio is of work per second.
+    """
+    return statistics.median((fast_work / f) / (slow_work / s) for s, f in zip(slow, fast))
+
+
+def side(times: list[float], samples: float, steps: int | None = None, **extra) -> dict:
+    """A side's summary: median/min/max seconds per repeat and samples per second."""
+    med = statistics.median(times)
+    out = {"median_s": med, "min_s": min(times), "max_s": max(times), "times_s": times,
+           "samples_per_repeat": samples, "throughput_samples_per_s": samples / med}
+    if steps is not None:
+        out["steps_per_repeat"] = steps
+        out["median_s_per_step"] = med / steps
+    return out | extra
+
+
+# -- results -------------------------------------------------------------------------------
+def check(label: str, ratio: float | None, target: float | None, op: str = ">=",
+          unit: str = "x") -> dict:
+    """One ratio against its target (None = informational); ``unit`` "x" or "%" (fractions)."""
+    passed = None if ratio is None or target is None else bool(ratio >= target)
+    return {"label": label, "ratio": ratio, "target": target, "op": op, "passed": passed,
+            "unit": unit}
+
+
+def _fmt(c: dict) -> str:
+    if c["ratio"] is None:
+        return f"{c['label']} n/a"
+    if c.get("unit") == "%":
+        return f"{c['label']} {100 * c['ratio']:.1f}%" + ("" if c["target"] is None else
+                                                          f" (target {c['op']} {100 * c['target']:.1f}%)")
+    s = f"{c['label']} {c['ratio']:.2f}x"
+    if c["target"] is None:
+        return s + " (no target)"
+    return s + f" (target {c['op']} {c['target']:.2f}x) {'PASS' if c['passed'] else 'MISS'}"
+
+
+def ratio_line(name: str, checks: list[dict], note: str = "") -> str:
+    """``RATIO <name>: <label> 1.96x (target >= 1.90x) PASS[; ...][ -- note]``"""
+    body = "; ".join(_fmt(c) for c in checks)
+    return f"RATIO {name}: {body}" + (f" -- {note}" if note else "")
+
+
+def finish(name: str, args, checks: list[dict], sides: dict, settings: dict,
+           notes: list[str] | None = None, machine_start: dict | None = None,
+           line_note: str = "") -> dict:
+    """Write ``<results>/<name>.json`` (unless a quick run without --results) and print the
+    ratio line, last. The headline ``ratio``/``target`` are the first check's."""
+    machine = machine_info()
+    if machine_start and "loadavg_1_5_15" in machine_start:
+        machine["loadavg_at_start"] = machine_start["loadavg_1_5_15"]
+    result = {
+        "name": name,
+        "ratio": checks[0]["ratio"], "target": checks[0]["target"],
+        "passed": checks[0]["passed"] if len(checks) == 1 else
+        (None if all(c["passed"] is None for c in checks)
+         else all(c["passed"] is not False for c in checks)),
+        "checks": checks, "sides": sides, "repeats": settings.get("repeats"),
+        "settings": settings, "notes": notes or [], "quick": bool(args.quick),
+        "machine": machine,
+        "command": "python " + " ".join([_rel(sys.argv[0])] + sys.argv[1:]),
+        "timestamp": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+    out_dir = Path(args.results) if args.results else (None if args.quick else RESULTS_DIR)
+    if out_dir is not None:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        path = out_dir / f"{name}.json"
+        tmp = path.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps(result, indent=1) + "\n")
+        tmp.replace(path)
+        print(f"wrote {path}")
+    print(ratio_line(name, checks, line_note), flush=True)
+    return result
+
+
+def _rel(path: str) -> str:
+    try:
+        return str(Path(path).resolve().relative_to(BENCH_DIR.parent))
+    except ValueError:
+        return path
+
+
+# -- models and data -----------------------------------------------------------------------
+def encoder_and_weights(quick: bool, texts=None):
+    """The encoder (minilm, or a tiny random BERT for --quick) and a directory holding its
+    config, weights and tokenizer, for the plain ``transformers`` baselines.
+
+    Returns (encoder, weights_dir, tempdir_or_None); keep the tempdir alive while in use.
+    """
+    from mtl_lib import list_encoders, load_encoder, tiny_encoder
+
+    if not quick:
+        import transformers
+
+        enc = load_encoder("minilm")
+        transformers.logging.disable_progress_bar()  # load_encoder switches it back on
+        location = next(i.location for i in list_encoders() if i.name == "minilm")
+        return enc, location, None
+    enc = tiny_encoder("BERT", texts)
+    tmp = tempfile.TemporaryDirectory(prefix="mtl_bench_")
+    enc.model.save_pretrained(tmp.name)
+    enc.tokenizer.save_pretrained(tmp.name)
+    return enc, tmp.name, tmp
+
+
+def snips_features(quick: bool, encoder, max_length: int = 128, splits=("train",),
+                   max_examples: int | None = None):
+    """SNIPS intent + slots encoded with ``encoder``: (model, groups)."""
+    from mtl_lib import build_experiment, snips_tasks
+
+    n = max_examples if max_examples is not None else (120 if quick else None)
+    return build_experiment(snips_tasks(n), encoder, max_length=max_length, splits=splits)
+
+
+def snips_texts(n: int = 300) -> list[str]:
+    """A few SNIPS utterances (to train a tiny encoder's tokenizer in --quick mode)."""
+    from mtl_lib import data_root
+
+    lines = (data_root() / "snips" / "train" / "seq.in").read_text(encoding="utf-8").splitlines()
+    return lines[:n]
+
+
+def subset(features: list[dict], n: int, seed: int = 0) -> list[dict]:
+    """``n`` features drawn without replacement (seeded), in draw order."""
+    gen = torch.Generator().manual_seed(seed)
+    idx = torch.randperm(len(features), generator=gen)[:n].tolist()
+    return [features[i] for i in idx]
+
+
+def bucketed_sample(features: list[dict], steps: int, batch_size: int, seed: int = 0) -> list[dict]:
+    """The samples of ``steps`` full batches among the length-bucketed batches of all
+    ``features`` -- so their padding is what bucketing gives over the whole training set, not
+    over a small subset (which would have fewer similar lengths to group). The batches are
+    taken at evenly spaced quantiles of batch width (longest length), so that a few batches
+    represent the whole range of lengths rather than a lucky or unlucky random draw.
+
+    Re-bucketing these samples as one bucket (the Trainer does so when ``steps <= 50``)
+    cannot add padding: sorting and cutting into equal groups minimises the sum of the
+    groups' longest lengths.
+    """
+    from mtl_lib.data import length_bucketed_batches
+
+    gen = torch.Generator().manual_seed(seed)
+    lengths = [len(f["input_ids"]) for f in features]
+    batches = [b for b in length_bucketed_batches(lengths, batch_size, gen) if len(b) == batch_size]
+    if steps > len(batches):
+        raise ValueError(f"only {len(batches)} full batches of {batch_size}; asked for {steps}")
+    batches.sort(key=lambda b: (max(lengths[i] for i in b), b))
+    pick = [batches[int((k + 0.5) * len(batches) / steps)] for k in range(steps)]
+    return [features[i] for b in pick for i in b]
+
+
+def train_group(group, features: list[dict]):
+    """A copy of ``group`` whose only split is ``train`` = ``features`` (no dev: no eval cost)."""
+    from mtl_lib.task_data import InputGroup
+
+    return InputGroup(group.name, group.tasks, splits={"train": features})
+
+
+class StopAfter:
+    """Trainer callback: stop ``fit`` once ``trainer.step`` reaches ``stop_at``."""
+
+    def __init__(self) -> None:
+        self.stop_at = 0
+
+    def on_step_end(self, trainer, record) -> None:
+        if trainer.step >= self.stop_at:
+            trainer.should_stop = True
+
+
+def run_steps(trainer, stopper: StopAfter, steps: int) -> Callable[[], None]:
+    """A side that continues ``trainer`` for ``steps`` optimiser steps (one ``fit`` call)."""
+    def run() -> None:
+        stopper.stop_at = trainer.step + steps
+        trainer.fit()
+    return run
+
+
+def linear_schedule(optimizer, warmup: int, total: int):
+    """The Trainer's schedule (linear warm-up to 1, linear decay to 0) for plain loops."""
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / (warmup + 1)
+        return max(0.0, (total - step) / max(1, total - warmup))
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
