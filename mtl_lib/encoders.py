@@ -271,6 +271,7 @@ def load_encoder(name_or_path: str = DEFAULT_ENCODER, pooling: str | None = None
     # We report problems ourselves (missing weights are an error below); transformers' load
     # report would only list the unused pooler weights that we deliberately leave out.
     verbosity = transformers.logging.get_verbosity()
+    bars = transformers.utils.logging.is_progress_bar_enabled()
     transformers.logging.set_verbosity_error()
     transformers.logging.disable_progress_bar()
     try:
@@ -286,7 +287,8 @@ def load_encoder(name_or_path: str = DEFAULT_ENCODER, pooling: str | None = None
         raise _not_available(name, reason) from err
     finally:
         transformers.logging.set_verbosity(verbosity)
-        transformers.logging.enable_progress_bar()
+        if bars:
+            transformers.logging.enable_progress_bar()
     if info["missing_keys"]:
         raise _not_available(name, "the checkpoint lacks weights for "
                              f"{sorted(info['missing_keys'])[:5]}; refusing a random init.")
