@@ -374,7 +374,8 @@ class Gallery(_Directive):
     """Widget screenshots (``_static/widgets/*.png``), else static figures from mtl_lib.plots."""
 
     def run(self):
-        shots = sorted((Path(self.env.srcdir) / "_static" / "widgets").glob("*.png"))
+        shots = sorted(p for p in (Path(self.env.srcdir) / "_static" / "widgets").glob("*.png")
+                       if not re.search(r"timeout|fail|error", p.stem))  # not failure shots
         lines = []
         if shots:
             lines += ["Rendered in JupyterLab, in headless Chromium, by the browser test "
