@@ -51,6 +51,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--out", required=True, help="run directory for checkpoints, history and plots")
     t.add_argument("--encoder", default=None, help="override the task file's encoder")
     t.add_argument("--resume", action="store_true", help="continue from OUT/last")
+    t.add_argument("--overwrite", action="store_true",
+                   help="replace the checkpoints of an existing run in OUT")
     t.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a training option, e.g. --set epochs=1 --set sampler=uniform")
 
@@ -151,6 +153,9 @@ def cmd_train(args) -> int:
     except (ValueError, TypeError) as err:
         raise UserError(f"{args.taskfile}: {err}") from None
     model, groups = build_experiment(tf, args.encoder, max_length=config.max_length)
+    if not (args.resume or args.overwrite) and any((out / d).exists() for d in ("best", "last")):
+        raise UserError(f"{out} already holds a run; pass --resume to continue it or --overwrite "
+                        "to replace it")
     trainer, history, minutes = _train(model, groups, config, out, resume=args.resume)
     print(f"trained {trainer.step} steps in {minutes:.1f} min; last dev metrics:")
     _print_metrics(history.last_metrics())

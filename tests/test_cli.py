@@ -215,3 +215,18 @@ def test_train_resume_continues_from_last(cli_run, tmp_path, capsys):
     assert sorted({r["step"] for r in history.train_rows()}) == [1, 2, 3, 4, 5, 6]
     before = History.from_json(out / "history.json").train_rows()
     assert history.train_rows()[:len(before)] == before  # the first 4 steps are kept as they were
+
+
+def test_train_refuses_to_replace_an_existing_run_unless_asked(cli_run, tmp_path, capsys):
+    _, out = cli_run
+    run = tmp_path / "run"
+    shutil.copytree(out, run)
+    (tmp_path / "tasks.yml").write_text(TASK_FILE)
+    before = (run / "last" / "model.safetensors").read_bytes()
+    argv = ["train", str(tmp_path / "tasks.yml"), "--out", str(run), "--encoder", "tiny-bert",
+            "--set", "max_steps=2", "--set", "progress=false"]
+    assert main(argv) == 2
+    assert "already holds a run" in capsys.readouterr().err
+    assert (run / "last" / "model.safetensors").read_bytes() == before
+    assert main(argv + ["--overwrite"]) == 0
+    assert json.loads((run / "last" / "trainer_state.json").read_text())["step"] == 2
