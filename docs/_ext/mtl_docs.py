@@ -371,20 +371,33 @@ class Notebooks(_Directive):
 
 # --------------------------------------------------------------------------- widgets
 class Gallery(_Directive):
-    """Widget screenshots (``_static/widgets/*.png``), else static figures from mtl_lib.plots."""
+    """Widget screenshots (``_static/widgets/*.png``), else static figures from mtl_lib.plots.
+
+    The body may give captions as ``:file.png: caption`` lines (and so the order); other
+    screenshots follow with a caption made from their file name.
+    """
+
+    has_content = True
 
     def run(self):
-        shots = sorted(p for p in (Path(self.env.srcdir) / "_static" / "widgets").glob("*.png")
-                       if not re.search(r"timeout|fail|error", p.stem))  # not failure shots
+        folder = Path(self.env.srcdir) / "_static" / "widgets"
+        shots = {p.name: p for p in sorted(folder.glob("*.png"))
+                 if not re.search(r"timeout|fail|error", p.stem)}  # never failure shots
         lines = []
         if shots:
+            captions = _descriptions(self.content)
+            for name in captions:
+                if name not in shots:
+                    self.warn(f"caption for a missing screenshot: _static/widgets/{name}")
             lines += ["Rendered in JupyterLab, in headless Chromium, by the browser test "
-                      "(``tests/``); the widgets are live in a running notebook.", ""]
-            for shot in shots:
-                caption = shot.stem.split("_", 1)[-1] if re.match(r"^\d+_", shot.stem) else shot.stem
-                caption = caption.replace("_", " ").replace("-", " ").capitalize()
-                lines += [f".. figure:: /_static/widgets/{shot.name}", "   :width: 100%",
-                          f"   :alt: {escape(caption)}", "", f"   {escape(caption)}", ""]
+                      "(``tests/test_browser.py``).", ""]
+            for name in [n for n in captions if n in shots] + [n for n in shots
+                                                               if n not in captions]:
+                stem = Path(name).stem
+                caption = captions.get(name) or escape(stem.replace("_", " ").capitalize())
+                lines += [f".. figure:: /_static/widgets/{name}", "   :width: 100%",
+                          f"   :alt: {escape(stem.replace('_', ' '))}", ""]
+                lines += ["   " + ln for ln in caption.split("\n")] + [""]
             return self.emit(lines)
         out = generated_dir(self.env)
         from mtl_lib.plots import plot_losses, plot_metrics, save_figure
