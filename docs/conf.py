@@ -72,5 +72,3 @@ except ImportError:
 else:
     html_math_renderer = "mathml"
 pygments_style = "sphinx"
-# Curly quotes and ellipses, but no dashes: "--set" and "--quick" must stay as typed.
-smartquotes_action = "qe"

@@ -568,7 +568,7 @@ class BenchResults(_Directive):
         title = _BENCH_TITLES.get(name, name.replace("_", " ").capitalize())
         lines = [title, "-" * len(title), "", f"From ``bench/results/{path.name}``.", ""]
         for note in d.get("notes") or []:
-            lines += [f"- {escape(str(note))}"]
+            lines += [f"- {_help_rst(str(note))}"]  # options as literals: "--x" stays as typed
         if d.get("notes"):
             lines.append("")
         if d.get("checks"):
