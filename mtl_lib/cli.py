@@ -103,6 +103,8 @@ def _train(model, groups, config, out: Path, resume: bool = False):
     t0 = time.time()
     history = trainer.fit(resume_from=out / "last" if resume else None)
     minutes = (time.time() - t0) / 60
+    if not trainer.dist.is_main:  # under torchrun only rank 0 writes and reports
+        return trainer, history, minutes
     history.to_json(out / "history.json")
     save_figure(plot_losses(history), out / "loss.png")
     if history.eval_rows():
@@ -125,6 +127,8 @@ def cmd_demo(args) -> int:
                            classifier_lr=1e-3, batch_size=32, output_dir=str(out),
                            eval_every=None)
     trainer, history, minutes = _train(model, groups, config, out)
+    if not trainer.dist.is_main:
+        return 0
     metrics = history.last_metrics()
     print(f"\ntrained {trainer.step} steps in {minutes:.1f} min; dev metrics:")
     _print_metrics(metrics)
@@ -157,6 +161,8 @@ def cmd_train(args) -> int:
         raise UserError(f"{out} already holds a run; pass --resume to continue it or --overwrite "
                         "to replace it")
     trainer, history, minutes = _train(model, groups, config, out, resume=args.resume)
+    if not trainer.dist.is_main:
+        return 0
     print(f"trained {trainer.step} steps in {minutes:.1f} min; last dev metrics:")
     _print_metrics(history.last_metrics())
     return 0

@@ -153,7 +153,8 @@ def plot_losses(history, smoothing: float | int = 0.9,
     ax, colors, train = fig.add_subplot(), _history_colors(recs), _rows(recs, "train")
     if not train:
         return _empty(fig, ax, "training records")
-    for task in _select(sorted(colors), tasks):
+    trained = sorted({r["task"] for r in train})  # eval-only keys (joint scores) have no loss
+    for task in _select(trained, tasks):
         rows = [r for r in train if r["task"] == task and np.isfinite(r["loss"])]
         steps, loss = [r["step"] for r in rows], [r["loss"] for r in rows]
         ax.plot(steps, loss, color=colors[task], lw=0.8, alpha=0.3)

@@ -273,7 +273,10 @@ def load_task_file(path: str | Path) -> TaskFile:
     try:
         raw = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - SafeLoader subclass
     except yaml.YAMLError as err:
-        raise TaskFileError(f"{path}: invalid YAML: {str(err).splitlines()[0]}") from None
+        mark = getattr(err, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
+        problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+        raise TaskFileError(f"{where}: invalid YAML: {problem}") from None
     tf = parse_tasks(raw, str(path))
     tf.source = str(path)
     return tf
