@@ -14,11 +14,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import time
 from collections import Counter
 from pathlib import Path
 
+import _common as C  # bench/ is the script's directory, so this is importable
 import torch
 
 from mtl_lib import Trainer, TrainerConfig, build_experiment, load_task_file
@@ -85,8 +85,9 @@ def main() -> None:
               f"{100 * r['alone']:>7.2f}% {diff:>+6.2f}")
     out = {"name": "mixed_vs_single", "taskfile": args.taskfile, "encoder": encoder,
            "steps": steps, "batch_size": args.batch_size, "max_length": args.max_length,
-           "mixed_minutes": t_mixed / 60, "rows": rows, "machine": platform.machine(),
-           "command": "python bench/mixed_vs_single.py " + ("--quick" if args.quick else f"--steps {steps}")}
+           "mixed_minutes": t_mixed / 60, "rows": rows, "machine": C.machine_info(),
+           "command": "python bench/mixed_vs_single.py "
+           + ("--quick" if args.quick else f"--steps {steps} --threads {args.threads}")}
     if not args.quick:
         Path(args.results).parent.mkdir(parents=True, exist_ok=True)
         Path(args.results).write_text(json.dumps(out, indent=2))
