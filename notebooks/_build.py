@@ -23,17 +23,19 @@ import nbformat
 HERE = Path(__file__).resolve().parent
 KERNELSPEC = {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}
 
-# Measured wall-clock times of a whole notebook (see notebooks/README.md for how).
+# Measured wall-clock times of each whole notebook, two notebooks at a time on a shared 2-core
+# CPU, one torch thread each: fast mode while tests/test_notebooks.py ran all nine (3 min 20 s
+# in total), full mode with the bundled MiniLM. See notebooks/README.md.
 TIMES = {
-    "00_tour": ("40 s", "6 min"),
-    "01_encoders": ("30 s", "1 min"),
-    "02_heads_and_losses": ("30 s", "1 min"),
-    "03_metrics": ("40 s", "1 min with `make demo`'s checkpoint, 6 min without"),
-    "04_single_task_training": ("40 s", "6 min"),
-    "05_multi_task_training": ("60 s", "12 min"),
-    "06_sampling_and_loss_weighting": ("60 s", "15 min"),
-    "07_hierarchical_classification": ("40 s", "8 min"),
-    "08_save_load_predict": ("50 s", "3 min with `make demo`'s checkpoint, 8 min without"),
+    "00_tour": ("30 s", "4 min"),
+    "01_encoders": ("20 s", "15 s"),
+    "02_heads_and_losses": ("15 s", "15 s"),
+    "03_metrics": ("30 s", "3 min (under a minute with `make demo`'s checkpoint)"),
+    "04_single_task_training": ("40 s", "5 min"),
+    "05_multi_task_training": ("55 s", "18 min"),
+    "06_sampling_and_loss_weighting": ("70 s", "21 min"),
+    "07_hierarchical_classification": ("45 s", "4 min"),
+    "08_save_load_predict": ("40 s", "3 min (about a minute with `make demo`'s checkpoint)"),
 }
 
 
@@ -59,7 +61,7 @@ def header(name: str, title: str, goals: list[str], intro: str = ""):
     lines = "\n".join(f"- {g}" for g in goals)
     return md(f"# {title}\n\n{_clean(intro)}\n\n**Learning goals.** After this lesson you can\n\n"
               f"{lines}\n\n**Time.** About {fast} in fast mode (`MTL_LIB_FAST=1`: tiny random "
-              f"encoder, few steps) and about {full} in full mode, measured on 2 CPU cores. "
+              f"encoder, few steps) and about {full} in full mode (MiniLM), measured on 2 CPU cores. "
               "Run the cells from top to bottom (*Run > Run All Cells*).")
 
 
@@ -238,7 +240,7 @@ def _tour():
         """),
         code("""
         for task, scores in trainer.evaluate("dev").items():
-            print(task, {m: f"{v:.1%}" for m, v in scores.items()})
+            print(f"{task:13}", ", ".join(f"{m} {v:.1%}" for m, v in scores.items()))
         """),
         md("""
         The loss of each task falls (thin lines are single steps, thick ones smoothed) and the
@@ -493,18 +495,26 @@ def _encoders():
         """),
         *exercise("""
         Compare **first** and **mean** pooling for the five sentences above: compute both
-        similarity matrices and, for each sentence, print its nearest other sentence. Which
-        pooling finds the right neighbours with MiniLM? (Run in full mode for a meaningful
-        answer.)
+        similarity matrices, print each sentence's nearest other sentence, and the lowest and
+        highest similarity between two different sentences. Do the rules agree on the
+        neighbours? Which one separates unrelated sentences more clearly, and why might that
+        be for MiniLM? (Run in full mode for a meaningful answer.)
         """, """
         for rule in ["first", "mean"]:
             encoder.pooling = rule
             v = torch.nn.functional.normalize(encoder.pool(hidden, batch["attention_mask"]), dim=-1)
             sim = (v @ v.T).fill_diagonal_(-1)  # ignore each sentence's similarity to itself
-            print(rule)
+            off_diagonal = sim[sim > -1]
+            print(f"{rule}: similarities of different sentences from {off_diagonal.min():.2f} "
+                  f"to {off_diagonal.max():.2f}")
             for i, j in enumerate(sim.argmax(1).tolist()):
                 print(f"   {sentences[i]:32} -> {sentences[j]}")
         encoder.pooling = POOLING[encoder.family]
+        # With MiniLM both rules pair the music requests and the weather questions, but with
+        # `first` every pair looks alike (about 0.5 to 0.9), while `mean` puts unrelated
+        # sentences near 0. all-MiniLM-L6-v2 was fine-tuned as a sentence encoder through
+        # mean pooling: its training shaped the mean vector, not the [CLS] one. (For a
+        # classification head this matters less: fine-tuning trains whatever is pooled.)
         """),
     ]
 
@@ -865,7 +875,7 @@ def _metrics():
         groups = build_groups(list(model.tasks.values()), model.encoder.tokenizer,
                               splits=("dev",))
         for task, scores in evaluate(model, groups).items():
-            print(f"{task:13}", {m: f"{v:.1%}" for m, v in scores.items()})
+            print(f"{task:13}", ", ".join(f"{m} {v:.1%}" for m, v in scores.items()))
         preds = collect_predictions(model, groups[0], "dev")
         print(len(preds["intent"]["true"]), "dev utterances;", preds["slots"]["true"][0])
         """),
@@ -1214,7 +1224,7 @@ def _multi_task():
         """),
         code("""
         for task, scores in history.last_metrics().items():
-            print(f"{task:13}", {m: f"{v:.1%}" for m, v in scores.items()})
+            print(f"{task:13}", ", ".join(f"{m} {v:.1%}" for m, v in scores.items()))
         plot_losses(history)
         """),
         code("plot_metrics(history)"),
@@ -1453,7 +1463,7 @@ def _sampling_weighting():
                                eval_every=max(1, MAX_STEPS // 3))
         history = Trainer(model, groups, config).fit()
         for task, scores in history.last_metrics().items():
-            print(f"{task:12}", {m: f"{v:.1%}" for m, v in scores.items()})
+            print(f"{task:12}", ", ".join(f"{m} {v:.1%}" for m, v in scores.items()))
         """),
         md("""
         Which dataset did each step use? A SNIPS step logs two losses (intent and slots), so
@@ -1488,7 +1498,7 @@ def _sampling_weighting():
         ax.grid(alpha=0.3)
         plt.show()
         for task, scores in uncertainty.last_metrics().items():
-            print(f"{task:12}", {m: f"{v:.1%}" for m, v in scores.items()})
+            print(f"{task:12}", ", ".join(f"{m} {v:.1%}" for m, v in scores.items()))
         """),
         code("plot_losses(uncertainty)"),
         md("""
@@ -1754,9 +1764,10 @@ def _hierarchical():
             print(f"{k:14} uniform {baseline_scores[k]:.1%}   inverse frequency {weighted[k]:.1%}")
         # The expectation: weights shift effort to rare leaves, which macro-F1 rewards (each
         # leaf counts the same), at some cost on frequent leaves, which dominate accuracy.
-        # The measurement on TREC: both move by about a point, in fast mode up, on the full
-        # data slightly down. Rare TREC leaves have a handful of examples; re-weighting them
-        # cannot create the missing evidence. Measure before trusting the expectation.
+        # The measurement: on all of TREC both go down (accuracy by 1.5 points, macro-F1 by
+        # 2.4); on the fast-mode subset they barely move. The rare TREC leaves have a handful
+        # of examples each, and re-weighting cannot create the missing evidence.
+        # Measure before trusting the expectation.
         """),
     ]
 
@@ -1899,12 +1910,15 @@ def _save_load_predict():
             print(f'{r["intent"]["label"]:22} {r["intent"]["score"]:5.0%}  {spans}')
         """),
         code("""
-        fig, axes = plt.subplots(1, len(results), figsize=(13, 3), sharex=True)
+        fig, axes = plt.subplots(1, len(results), figsize=(13, 3.2), sharex=True,
+                                 layout="constrained")
         for ax, r in zip(axes, results):
             scores = r["intent"]["scores"]
-            ax.barh(list(scores), list(scores.values()), color="tab:blue")
+            bars = ax.barh(list(scores), list(scores.values()), color="tab:blue")
+            ax.bar_label(bars, [f"{v:.0%}" if v >= 0.01 else "" for v in scores.values()],
+                         padding=2, fontsize=8)
             ax.set_title(r["text"][:32] + "...", fontsize=9)
-            ax.set_xlim(0, 1)
+            ax.set_xlim(0, 1.15)
             ax.invert_yaxis()
         for ax in axes[1:]:
             ax.set_yticklabels([])
@@ -1922,8 +1936,8 @@ def _save_load_predict():
         optimiser's moments, the learning-rate schedule, each dataset's position and the random
         state (dropout masks), and the sampler's choice at each step depends only on the seed
         and the step. Here an interruption is simulated by a callback that stops at step `N`
-        (pressing the stop button of the notebook does the same: the trainer finishes the step,
-        saves `last/` and returns).
+        (interrupting the kernel, the notebook's stop button, does the same when the trainer has
+        an `output_dir`: it finishes the step, saves `last/` and returns).
         """),
         code("""
         start_model, groups = build_experiment(snips_tasks(200), encoder=fresh_encoder())
