@@ -301,7 +301,7 @@ def plot_confusion_matrix(matrix, labels: Sequence[str], normalize: bool = True,
 
 
 def plot_sampler_mix(history, window: int = 50) -> Figure:
-    """Stacked area: share of each task among the last ``window`` training records.
+    """Stacked area: share of each input group among the last ``window`` training steps.
 
     Shows how the task sampler mixes tasks over time (proportional, temperature, annealed...).
     """
@@ -309,13 +309,20 @@ def plot_sampler_mix(history, window: int = 50) -> Figure:
     ax, colors, train = fig.add_subplot(), _history_colors(recs), _rows(recs, "train")
     if not train:
         return _empty(fig, ax, "training records")
-    tasks = [t for t in colors if any(r["task"] == t for r in train)]
-    onehot = np.array([[r["task"] == t for t in tasks] for r in train], dtype=float)  # (N, K)
+    # one row per step: a joint batch (intent + slots) logs a record per task but is one draw
+    by_step: dict[int, list[str]] = {}
+    for r in train:
+        by_step.setdefault(r["step"], []).append(r["task"])
+    steps = sorted(by_step)
+    drawn = ["+".join(dict.fromkeys(by_step[s])) for s in steps]
+    groups = sorted(set(drawn))
+    own = task_colors(groups)
+    gcolors = {g: colors.get(g, own[g]) for g in groups}
+    onehot = np.array([[d == g for g in groups] for d in drawn], dtype=float)  # (N, K)
     share = np.stack([smooth(col, int(window)) for col in onehot.T])  # (K, N) trailing mean
     overall = onehot.mean(axis=0)
-    labels = [f"{t} ({s:.0%} overall)" for t, s in zip(tasks, overall, strict=True)]
-    ax.stackplot([r["step"] for r in train], share, colors=[colors[t] for t in tasks],
-                 labels=labels, alpha=0.85)
+    labels = [f"{g} ({s:.0%} overall)" for g, s in zip(groups, overall, strict=True)]
+    ax.stackplot(steps, share, colors=[gcolors[g] for g in groups], labels=labels, alpha=0.85)
     ax.set_ylim(0, 1)
     if train[-1]["step"] > train[0]["step"]:  # no empty margins around the stack
         ax.set_xlim(train[0]["step"], train[-1]["step"])

@@ -235,3 +235,16 @@ def test_nan_loss_and_single_record_do_not_break_plots():
     np.testing.assert_array_equal(ax.lines[1].get_ydata(), [1.0])  # NaN dropped, not smeared
     for fn in (plots.plot_losses, plots.plot_sampler_mix, plots.plot_learning_rate):
         assert isinstance(fn(recs[:1]), Figure)
+
+
+def test_sampler_mix_counts_a_joint_step_once():
+    from mtl_lib.plots import plot_sampler_mix
+
+    recs = []
+    for step in range(1, 41):
+        tasks = ["intent", "slots"] if step % 2 else ["ner"]  # half joint SNIPS steps, half NER
+        recs += [{"kind": "train", "step": step, "epoch": step / 40, "task": t, "loss": 1.0,
+                  "lr": 1e-4, "samples_per_s": 1.0} for t in tasks]
+    fig = plot_sampler_mix(recs, window=10)
+    labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert labels == ["intent+slots (50% overall)", "ner (50% overall)"]
