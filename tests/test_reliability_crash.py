@@ -142,6 +142,10 @@ def test_sigkill_while_checkpointing_never_loses_the_previous_checkpoint(tmp_pat
             model = load_model(ck)
             assert all(torch.isfinite(p).all() for p in model.parameters())
             last_step = step
+            # the kill times are random: on a busy machine none of the planned ones may land
+            # inside a save, so keep killing (a bounded number of times) until one has
+            if stats["kills"] == len(rounds) and not stats["mid_write"] and len(rounds) < 40:
+                rounds.append("fork")
         worker.send("quit")
         assert worker.proc.wait(timeout=60) == 0
     finally:
