@@ -125,7 +125,7 @@ def cmd_demo(args) -> int:
           f"encoder {model.encoder.name}: {model.encoder.num_parameters() / 1e6:.1f}M parameters")
     config = TrainerConfig(epochs=args.epochs, max_steps=args.max_steps, encoder_lr=1e-4,
                            classifier_lr=1e-3, batch_size=32, output_dir=str(out),
-                           eval_every=None)
+                           eval_every=max(1, n_train // 32 // 4))  # ~4 dev points per epoch: a curve
     trainer, history, minutes = _train(model, groups, config, out)
     if not trainer.dist.is_main:
         return 0

@@ -230,3 +230,16 @@ def test_train_refuses_to_replace_an_existing_run_unless_asked(cli_run, tmp_path
     assert (run / "last" / "model.safetensors").read_bytes() == before
     assert main(argv + ["--overwrite"]) == 0
     assert json.loads((run / "last" / "trainer_state.json").read_text())["step"] == 2
+
+
+def test_demo_trains_prints_a_table_and_writes_checkpoint_and_plots(tmp_path, capsys):
+    out = tmp_path / "demo"
+    rc = main(["demo", "--out", str(out), "--encoder", "tiny-bert", "--max-examples", "64",
+               "--max-steps", "3"])
+    assert rc == 0
+    printed = capsys.readouterr().out
+    assert "sentence_accuracy" in printed and "classification_accuracy" in printed
+    for name in ("best/model.safetensors", "last/model.safetensors", "loss.png", "metrics.png",
+                 "history.json"):
+        assert (out / name).is_file(), name
+    assert len({r["step"] for r in History.from_json(out / "history.json").eval_rows()}) >= 2
