@@ -1,7 +1,8 @@
 """Evaluation: run a model over encoded examples and score every task with its metrics.
 
 Word-level tags are read back at each word's first sub-token (where the labels were put),
-so tagging metrics are computed on words, as seqeval and conlleval expect.
+so tagging metrics are computed on words, as seqeval and conlleval expect; the task's
+``tag_decoding`` says how (valid-BIO Viterbi by default, or per-word argmax).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from typing import Any
 import torch
 
 from .data import Collator
+from .decoding import decode_tags
 from .hierarchical_metrics import hierarchical_metrics
 from .metrics import METRICS, sentence_accuracy
 
@@ -67,7 +69,7 @@ def _decode(spec, gold: torch.Tensor, logits: torch.Tensor) -> tuple[Any, Any]:
     if spec.task_type == "tagging":  # gold (T,), logits (T, C)
         keep = gold != -100
         return ([labels[j] for j in gold[keep].tolist()],
-                [labels[j] for j in logits[keep].argmax(-1).tolist()])
+                decode_tags(logits[keep], labels, spec.tag_decoding))
     if spec.task_type == "multilabel":  # gold (C,), logits (C,)
         return ([int(v) for v in gold.tolist()], [int(v > 0) for v in logits.tolist()])
     return labels[int(gold)], labels[int(logits.argmax(-1))]

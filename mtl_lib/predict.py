@@ -17,6 +17,7 @@ from typing import Any
 import torch
 
 from .data import Collator
+from .decoding import decode_tags
 from .metrics import conll_chunks
 
 __all__ = ["Predictor"]
@@ -143,7 +144,9 @@ class Predictor:
             for pos, w in enumerate(word_ids):
                 if w is not None and w not in first:
                     first[w] = pos + shift
-            tags = [labels[int(logits[first[w]].argmax())] if w in first else "O" for w in range(n_words)]
+            seen = [w for w in range(n_words) if w in first]
+            read = dict(zip(seen, decode_tags(logits[[first[w] for w in seen]], labels, spec.tag_decoding)))
+            tags = [read.get(w, "O") for w in range(n_words)]
             return {"tags": tags, "spans": _spans(words, tags)}
         if spec.task_type == "multilabel":  # logits (C,)
             p = torch.sigmoid(logits.float())

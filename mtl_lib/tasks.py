@@ -86,6 +86,9 @@ class TaskSpec:
         The label inventory; read from ``label_map_or_file`` or collected from train data.
     dev_fraction : float
         Share of train carved off (seeded) as dev when the data has no dev split.
+    tag_decoding : str
+        Tagging tasks: ``"bio"`` (default) reads the best tag sequence that obeys the BIO
+        scheme (Viterbi, see ``mtl_lib.decoding``); ``"argmax"`` takes each word's top tag.
     """
 
     name: str
@@ -111,6 +114,7 @@ class TaskSpec:
     model_type: str = ""
     config_name: str = ""
     file_names: list[str] = field(default_factory=list)
+    tag_decoding: str = "bio"
 
     def __post_init__(self) -> None:
         where = f"task {self.name!r}"
@@ -138,6 +142,11 @@ class TaskSpec:
             v = getattr(self, key)
             if v is not None and (not isinstance(v, int) or isinstance(v, bool) or v < 1):
                 raise TaskFileError(f"{where}: {key} must be a positive integer, got {v!r}")
+        from .decoding import DECODINGS  # local, as in _check_names
+
+        if self.tag_decoding not in DECODINGS:
+            raise TaskFileError(f"{where}: tag_decoding {self.tag_decoding!r} is not one of "
+                                f"{', '.join(DECODINGS)}")
         self.loss_type = self.loss_type or DEFAULT_LOSS[self.task_type]
         self.metrics = list(self.metrics) or list(DEFAULT_METRICS[self.task_type])
         if not self.label_field:
@@ -189,7 +198,7 @@ class TaskSpec:
 
 
 _STR_FIELDS = ("format", "path", "label_field", "text_column", "text_pair_column", "quoting", "encoding",
-               "label_map_or_file", "loss_type", "model_type", "config_name")
+               "label_map_or_file", "loss_type", "model_type", "config_name", "tag_decoding")
 _STR_LIST_FIELDS = ("level_columns", "labels", "metrics", "file_names")
 
 

@@ -95,6 +95,33 @@ def test_evaluate_table(cli_run, capsys):
     assert "classification_accuracy" in text and "seqeval_f1_score" in text and "%" in text
 
 
+def test_evaluate_tag_decoding_switch(cli_run, capsys):
+    """--tag-decoding argmax scores the per-word argmax, as the library does with that setting."""
+    _, out = cli_run
+    assert main(["evaluate", str(out), "--json", "--tag-decoding", "argmax"]) == 0
+    got = json.loads(capsys.readouterr().out)
+    model = load_model(out)
+    for t in model.tasks.values():
+        t.tag_decoding = "argmax"
+    groups = build_groups(list(model.tasks.values()), model.encoder.tokenizer, splits=("dev",))
+    assert got == json.loads(json.dumps(evaluate(model, groups, "dev")))
+
+
+def test_predicted_tags_are_valid_bio(cli_run):
+    """A barely trained tagger still returns tags that obey BIO (no I-x after O or B-y)."""
+    _, out = cli_run
+    lines = (data_root() / "snips" / "dev" / "seq.in").read_text(encoding="utf-8").splitlines()[:60]
+    n_inside = 0
+    for r in Predictor.from_checkpoint(out).predict(lines):
+        prev = "O"
+        for tag in r["slots"]["tags"]:
+            if tag.startswith("I-"):
+                n_inside += 1
+                assert prev[2:] == tag[2:], r["slots"]["tags"]
+            prev = tag
+    assert n_inside > 0  # the check saw inside tags at all
+
+
 def _jointbert_folder(folder: Path, n: int, intents: list[str]) -> None:
     """The first ``n`` SNIPS dev utterances with the given intents (a folder of our own)."""
     folder.mkdir()
