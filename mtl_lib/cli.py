@@ -61,6 +61,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--split", default="dev", choices=["train", "dev", "test"])
     e.add_argument("--data", default=None, help="another JointBERT-format folder to evaluate on")
     e.add_argument("--json", action="store_true", help="print {task: {metric: value}} as JSON")
+    e.add_argument("--tag-decoding", default=None, choices=["bio", "argmax"],
+                   help="how tagging tasks read tags (default: the checkpoint's setting, normally bio)")
 
     r = sub.add_parser("predict", help="predict every task for lines of text (JSONL out)")
     r.add_argument("checkpoint", help="checkpoint or run directory")
@@ -123,7 +125,7 @@ def cmd_demo(args) -> int:
     n_train = len(groups[0].splits["train"])
     print(f"{n_train} training utterances, {len(groups[0].splits['dev'])} dev; "
           f"encoder {model.encoder.name}: {model.encoder.num_parameters() / 1e6:.1f}M parameters")
-    config = TrainerConfig(epochs=args.epochs, max_steps=args.max_steps, encoder_lr=1e-4,
+    config = TrainerConfig(epochs=args.epochs, max_steps=args.max_steps, encoder_lr=2e-4,
                            classifier_lr=1e-3, batch_size=32, output_dir=str(out),
                            eval_every=max(1, n_train // 32 // 4))  # ~4 dev points per epoch: a curve
     trainer, history, minutes = _train(model, groups, config, out)
@@ -175,6 +177,9 @@ def cmd_evaluate(args) -> int:
 
     model = load_model(args.checkpoint)
     tasks = list(model.tasks.values())
+    if args.tag_decoding:
+        for t in tasks:
+            t.tag_decoding = args.tag_decoding
     if args.data:
         if not Path(args.data).is_dir():
             raise UserError(f"{args.data}: not a directory (expected a JointBERT folder with "
