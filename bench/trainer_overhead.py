@@ -3,8 +3,8 @@
 Both sides train the same ``MultiTaskModel`` (MiniLM-L6, SNIPS intent + slots) on the same
 set of batches (``steps`` length-bucketed batches of 32 picked from SNIPS train, padded by
 the same ``Collator``), with the same training algorithm: AdamW with the Trainer's two parameter
-groups (encoder 5e-5, heads 1e-3, weight decay 0.01), gradient clipping at 1.0 and the same
-linear schedule. The hand loop is what one would write in a notebook::
+groups (encoder 5e-5, heads 1e-3, weight decay 0.01; the fused kernel on both sides),
+gradient clipping at 1.0 and the same linear schedule. The hand loop is what one would write in a notebook::
 
     for idx in batches:
         b = collate([features[i] for i in idx])
@@ -35,7 +35,7 @@ TARGET = 0.95
 def hand_loop(model, features, batches, collate, device, total_steps):
     enc_params, head_params = model.parameter_groups()
     opt = torch.optim.AdamW([{"params": enc_params, "lr": 5e-5}, {"params": head_params, "lr": 1e-3}],
-                            weight_decay=0.01)
+                            weight_decay=0.01, **C.adamw_options(device))
     sched = C.linear_schedule(opt, int(0.1 * total_steps), total_steps)
 
     def run() -> None:
