@@ -200,7 +200,7 @@ def plot_metrics(history, tasks: Iterable[str] | None = None,
                ylabel="dev score" if i % ncols == 0 else None)
         ax.grid(alpha=0.3)
         if ax.lines:
-            ax.legend(loc="lower right", fontsize="small")
+            ax.legend(loc="best", fontsize="small")  # the emptiest corner: curves may fall
     if len(shown) > 1:
         fig.suptitle("Dev metrics")
     return fig
