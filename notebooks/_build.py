@@ -25,14 +25,15 @@ KERNELSPEC = {"name": "python3", "display_name": "Python 3 (ipykernel)", "langua
 
 # Measured wall-clock times of each whole notebook, two notebooks at a time on a shared 2-core
 # CPU, one torch thread each: fast mode while tests/test_notebooks.py ran all nine (3 min 20 s
-# in total), full mode with the bundled MiniLM. See notebooks/README.md.
+# in total), full mode with the bundled MiniLM (04 and 05 re-measured alone on the idle machine).
+# See notebooks/README.md.
 TIMES = {
     "00_tour": ("30 s", "4 min"),
     "01_encoders": ("20 s", "15 s"),
     "02_heads_and_losses": ("15 s", "15 s"),
     "03_metrics": ("30 s", "3 min (under a minute with `make demo`'s checkpoint)"),
-    "04_single_task_training": ("40 s", "5 min"),
-    "05_multi_task_training": ("55 s", "18 min"),
+    "04_single_task_training": ("40 s", "2.5 min"),
+    "05_multi_task_training": ("55 s", "9 min"),
     "06_sampling_and_loss_weighting": ("70 s", "21 min"),
     "07_hierarchical_classification": ("45 s", "4 min"),
     "08_save_load_predict": ("40 s", "3 min (about a minute with `make demo`'s checkpoint)"),
