@@ -12,7 +12,7 @@ matrix :math:`A` (``A[i, j]``: tag ``j`` may follow tag ``i``)
 
 .. math::
 
-    \\hat y = \\arg\\max_{y_1..y_W\\;:\\;A[y_{w-1}, y_w]\\ \\forall w} \\sum_w s_w(y_w),
+    \\hat y = \\mathrm{argmax}_{y_1..y_W\\;:\\;A[y_{w-1}, y_w]\\ \\forall w} \\sum_w s_w(y_w),
 
 found exactly by the Viterbi recursion in :math:`O(W C^2)`. When the argmax sequence is already
 valid, it is the answer (nothing changes). This is the decoding half of a CRF, with fixed 0/−∞
