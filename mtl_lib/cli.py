@@ -13,6 +13,8 @@ import sys
 import time
 from pathlib import Path
 
+from .decoding import DECODINGS
+
 __all__ = ["main", "build_parser"]
 
 
@@ -61,7 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--split", default="dev", choices=["train", "dev", "test"])
     e.add_argument("--data", default=None, help="another JointBERT-format folder to evaluate on")
     e.add_argument("--json", action="store_true", help="print {task: {metric: value}} as JSON")
-    e.add_argument("--tag-decoding", default=None, choices=["bio", "argmax"],
+    e.add_argument("--tag-decoding", default=None, choices=DECODINGS,
                    help="how tagging tasks read tags (default: the checkpoint's setting, normally bio)")
 
     r = sub.add_parser("predict", help="predict every task for lines of text (JSONL out)")

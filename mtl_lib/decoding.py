@@ -25,6 +25,7 @@ constrained, so tag sets without BIO prefixes decode exactly as argmax.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 
 import torch
@@ -119,11 +120,7 @@ def decode_tags(logits: torch.Tensor, labels: Sequence[str], decoding: str = "bi
     return [labels[j] for j in path]
 
 
-_CACHE: dict[tuple[str, ...], tuple[torch.Tensor, torch.Tensor]] = {}
-
-
+@functools.lru_cache(maxsize=32)
 def _constraints(labels: tuple[str, ...]) -> tuple[torch.Tensor, torch.Tensor]:
     # built once per label set: evaluation decodes hundreds of sentences with the same tags
-    if labels not in _CACHE:
-        _CACHE[labels] = bio_constraints(labels)
-    return _CACHE[labels]
+    return bio_constraints(labels)
