@@ -292,7 +292,7 @@ def bucketed_sample(features: list[dict], steps: int, batch_size: int, seed: int
 
 def train_group(group, features: list[dict]):
     """A copy of ``group`` whose only split is ``train`` = ``features`` (no dev: no eval cost)."""
-    from mtl_lib.task_data import InputGroup
+    from mtl_lib.experiment import InputGroup
 
     return InputGroup(group.name, group.tasks, splits={"train": features})
 

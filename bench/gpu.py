@@ -81,7 +81,7 @@ def main(argv: list[str] | None = None) -> dict:
     from memory import _tokenizer, bert_base_encoder
 
     from mtl_lib import MultiTaskModel, TaskSpec, Trainer, TrainerConfig
-    from mtl_lib.task_data import InputGroup
+    from mtl_lib.experiment import InputGroup
 
     tokenizer = _tokenizer(args.quick)
     enc = bert_base_encoder(tokenizer, args.quick)

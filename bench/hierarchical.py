@@ -35,11 +35,11 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 import torch  # noqa: E402
 
-from mtl_lib.baselines import TfidfSGDBaseline  # noqa: E402
+from mtl_lib.evaluation.baselines import TfidfSGDBaseline  # noqa: E402
 from mtl_lib.data import data_root, read_hierarchical_table, read_trec  # noqa: E402
 from mtl_lib.db_linear import DB_Linear  # noqa: E402
-from mtl_lib.encoders import tiny_encoder  # noqa: E402
-from mtl_lib.hierarchy import PerLevelHierarchy  # noqa: E402
+from mtl_lib.models.tiny import tiny_encoder  # noqa: E402
+from mtl_lib.tasks.hierarchy import PerLevelHierarchy  # noqa: E402
 
 SPLIT_SEED = 0  # TREC dev split
 # DB_Linear settings per data set. Short budget on purpose: 2 shared CPU cores.

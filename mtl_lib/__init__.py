@@ -1,58 +1,63 @@
 """mtl_lib: multi-task learning for NLP with a shared transformer encoder.
 
-The public API is re-exported here; everything else is internal. Start with
-``notebooks/00_tour.ipynb`` or ``make demo``.
+The public API is re-exported here (``from mtl_lib import Trainer``); everything else is
+internal. Start with ``notebooks/00_tour.ipynb`` or ``make demo``. The subpackages are layers,
+each importing only from the ones before it (``tests/test_layers.py`` checks it):
+
+1. ``tasks``, ``training.config``   what a task and a training run are; plain data, no torch
+2. ``data``                         reading, checking and batching data
+3. ``models``, ``evaluation``       encoders, heads, losses; metrics, tag decoding, baselines
+4. ``task_types``                   one class per kind of task, composing the layers above
+5. ``models.multitask``             the shared-encoder model and its checkpoint directory
+6. ``training``, ``evaluation.evaluate``, ``evaluation.predict``   the loop, scoring, inference
+7. ``experiment``, ``db_linear``    from a task file, or a label tree, to a ready model
+8. ``ui``, ``cli``                  plots, widgets, the ``mtl-lib`` command
+
+Names are imported when first used, so ``import mtl_lib.tasks.spec`` stays light (no torch).
 """
 
-from .baselines import TfidfSGDBaseline
-from .checkpoint import CheckpointError
-from .checkpoint_io import load_model, save_model
-from .data import DataFormatError, data_root
-from .db_linear import DB_Linear
-from .encoders import (
-    DEFAULT_ENCODER,
-    Encoder,
-    EncoderNotAvailable,
-    list_encoders,
-    load_encoder,
-    tiny_encoder,
-)
-from .evaluation import evaluate
-from .experiment import build_experiment, snips_tasks
-from .heads import make_head
-from .hierarchical_metrics import hierarchical_metrics, per_level_report
-from .hierarchy import PerLevelHierarchy
-from .history import History
-from .losses import CrossEntropyLoss, MultiLabelLoss, NERLoss, WeightedNLLLoss
-from .metrics import (
-    classification_accuracy,
-    classification_f1_score,
-    classification_recall_score,
-    confusion_matrix,
-    per_class_report,
-    seqeval_f1_score,
-    seqeval_precision,
-    seqeval_recall,
-    snips_f1_score,
-    snips_precision,
-    snips_recall,
-)
-from .model import MultiTaskModel
-from .predict import Predictor
-from .task_data import build_groups
-from .tasks import TaskFileError, TaskSpec, load_task_file
-from .trainer import Trainer, TrainerConfig, TrainingDiverged
+from __future__ import annotations
 
-__version__ = "0.1.0"
+import importlib
 
-__all__ = [
-    "DEFAULT_ENCODER", "DB_Linear", "PerLevelHierarchy", "TfidfSGDBaseline", "hierarchical_metrics",
-    "per_level_report", "CheckpointError", "CrossEntropyLoss", "DataFormatError", "Encoder",
-    "EncoderNotAvailable", "History", "MultiLabelLoss", "MultiTaskModel", "NERLoss", "Predictor",
-    "TaskFileError", "TaskSpec", "Trainer", "TrainerConfig", "TrainingDiverged", "WeightedNLLLoss",
-    "build_experiment", "build_groups", "classification_accuracy", "classification_f1_score",
-    "classification_recall_score", "confusion_matrix", "data_root", "evaluate", "list_encoders",
-    "load_encoder", "load_model", "load_task_file", "make_head", "per_class_report", "save_model",
-    "seqeval_f1_score", "seqeval_precision", "seqeval_recall", "snips_f1_score", "snips_precision",
-    "snips_recall", "snips_tasks", "tiny_encoder",
-]
+__version__ = "0.2.0"
+
+_PUBLIC: dict[str, list[str]] = {  # module -> the names it contributes to the public API
+    "tasks.spec": ["TaskFileError", "TaskSpec"],
+    "tasks.hierarchy": ["PerLevelHierarchy"],
+    "training.config": ["TrainerConfig"],
+    "data": ["DataFormatError", "data_root"],
+    "models.encoders": ["DEFAULT_ENCODER", "Encoder", "EncoderNotAvailable", "list_encoders", "load_encoder"],
+    "models.tiny": ["tiny_encoder"],
+    "models.losses": ["CrossEntropyLoss", "MultiLabelLoss", "NERLoss", "WeightedNLLLoss"],
+    "models.safe_files": ["CheckpointError"],
+    "evaluation.metrics": ["classification_accuracy", "classification_f1_score", "classification_recall_score",
+                           "confusion_matrix", "per_class_report", "seqeval_f1_score", "seqeval_precision",
+                           "seqeval_recall", "snips_f1_score", "snips_precision", "snips_recall"],
+    "evaluation.hierarchical_metrics": ["hierarchical_metrics", "per_level_report"],
+    "evaluation.baselines": ["TfidfSGDBaseline"],
+    "task_types": ["TASK_TYPES", "TaskType", "make_head"],
+    "models.multitask": ["MultiTaskModel", "load_model", "save_model"],
+    "training.callbacks": ["Callback"],
+    "training.history": ["History"],
+    "training.trainer": ["Trainer", "TrainingDiverged"],
+    "evaluation.evaluate": ["evaluate"],
+    "evaluation.predict": ["Predictor"],
+    "experiment": ["build_experiment", "build_groups", "load_task_file", "snips_tasks"],
+    "db_linear": ["DB_Linear"],
+}
+_MODULE_OF = {name: module for module, names in _PUBLIC.items() for name in names}
+
+__all__ = sorted(_MODULE_OF)
+
+
+def __getattr__(name: str):
+    if name not in _MODULE_OF:
+        raise AttributeError(f"module 'mtl_lib' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{_MODULE_OF[name]}", __name__), name)
+    globals()[name] = value  # found once, then an ordinary attribute
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -13,7 +13,7 @@ import sys
 import time
 from pathlib import Path
 
-from .decoding import DECODINGS
+from .tasks.spec import DECODINGS
 
 __all__ = ["main", "build_parser"]
 
@@ -61,7 +61,9 @@ def build_parser() -> argparse.ArgumentParser:
     e = sub.add_parser("evaluate", help="score a checkpoint on a data split")
     e.add_argument("checkpoint", help="checkpoint or run directory")
     e.add_argument("--split", default="dev", choices=["train", "dev", "test"])
-    e.add_argument("--data", default=None, help="another JointBERT-format folder to evaluate on")
+    e.add_argument("--data", action="append", default=[], metavar="[TASK=]PATH",
+                   help="score on this file or folder instead of the run's own data, read in the task's "
+                        "format (JointBERT folder, CoNLL, CSV/TSV/JSONL, TREC); TASK= for one task; repeatable")
     e.add_argument("--json", action="store_true", help="print {task: {metric: value}} as JSON")
     e.add_argument("--tag-decoding", default=None, choices=DECODINGS,
                    help="how tagging tasks read tags (default: the checkpoint's setting, normally bio)")
@@ -82,7 +84,7 @@ def _parse_value(text: str):
 
 
 def cmd_encoders(args) -> int:
-    from .encoders import list_encoders
+    from .models.encoders import list_encoders
 
     rows = list_encoders()
     print(f"{'family':<11} {'config name':<22} {'default':<8} {'pooling':<8} available here")
@@ -100,8 +102,8 @@ def _print_metrics(metrics: dict[str, dict[str, float]]) -> None:
 
 
 def _train(model, groups, config, out: Path, resume: bool = False):
-    from .plots import plot_losses, plot_metrics, save_figure
-    from .trainer import Trainer
+    from .training.trainer import Trainer
+    from .ui.plots import plot_losses, plot_metrics, save_figure
 
     trainer = Trainer(model, groups, config)
     t0 = time.time()
@@ -118,7 +120,7 @@ def _train(model, groups, config, out: Path, resume: bool = False):
 
 def cmd_demo(args) -> int:
     from .experiment import build_experiment, snips_tasks
-    from .trainer import TrainerConfig
+    from .training.config import TrainerConfig
 
     out = Path(args.out)
     _check_out_dir(out)
@@ -142,9 +144,8 @@ def cmd_demo(args) -> int:
 
 
 def cmd_train(args) -> int:
-    from .experiment import build_experiment
-    from .tasks import load_task_file
-    from .trainer import TrainerConfig
+    from .experiment import build_experiment, load_task_file
+    from .training.config import TrainerConfig
 
     tf = load_task_file(args.taskfile)
     options = dict(tf.training)
@@ -173,23 +174,22 @@ def cmd_train(args) -> int:
 
 
 def cmd_evaluate(args) -> int:
-    from .checkpoint_io import load_model
-    from .evaluation import evaluate
-    from .task_data import build_groups
+    from .data.sources import read_from
+    from .evaluation.evaluate import evaluate
+    from .experiment import build_groups
+    from .models.multitask import load_model
 
     model = load_model(args.checkpoint)
     tasks = list(model.tasks.values())
     if args.tag_decoding:
         for t in tasks:
             t.tag_decoding = args.tag_decoding
-    if args.data:
-        if not Path(args.data).is_dir():
-            raise UserError(f"{args.data}: not a directory (expected a JointBERT folder with "
-                            "seq.in, seq.out and label)")
+    for task, path in _data_options(args.data, [t.name for t in tasks]):
         for t in tasks:
-            t.format, t.path, t.splits = "jointbert", "", {args.split: str(Path(args.data).resolve())}
-            t.max_examples = None  # all of the user's folder, not the run's quick-run sample size
-    groups = build_groups(tasks, model.encoder.tokenizer, splits=(args.split,))
+            if task in (None, t.name):
+                read_from(t, path, args.split)
+    max_length = int(model.training_config.get("max_length") or 128)  # as it was trained
+    groups = build_groups(tasks, model.encoder.tokenizer, max_length, splits=(args.split,))
     if not any(g.splits.get(args.split) for g in groups):
         raise UserError(f"no {args.split!r} split found for the checkpoint's tasks")
     metrics = evaluate(model, groups, args.split)
@@ -200,8 +200,23 @@ def cmd_evaluate(args) -> int:
     return 0
 
 
+def _data_options(values: list[str], tasks: list[str]) -> list[tuple[str | None, str]]:
+    """``--data`` values as (task or None for all, path); ``TASK=`` must name a task of the run."""
+    out = []
+    for value in values:
+        task, sep, path = value.partition("=")
+        if sep and task in tasks:
+            out.append((task, path))
+        elif sep and not Path(value).exists():
+            raise UserError(f"--data {value}: {task!r} is not a task of this checkpoint "
+                            f"(its tasks: {', '.join(tasks)})")
+        else:
+            out.append((None, value))
+    return out
+
+
 def cmd_predict(args) -> int:
-    from .predict import Predictor
+    from .evaluation.predict import Predictor
 
     predictor = Predictor.from_checkpoint(args.checkpoint)
     name = "standard input" if args.input == "-" else args.input
@@ -235,11 +250,11 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     args = build_parser().parse_args(argv)
-    from .checkpoint import CheckpointError
-    from .data import DataFormatError
-    from .encoders import EncoderNotAvailable
-    from .tasks import TaskFileError
-    from .trainer import TrainingDiverged
+    from .data.files import DataFormatError
+    from .models.encoders import EncoderNotAvailable
+    from .models.safe_files import CheckpointError
+    from .tasks.spec import TaskFileError
+    from .training.trainer import TrainingDiverged
 
     user_errors = (UserError, CheckpointError, DataFormatError, EncoderNotAvailable, TaskFileError,
                    TrainingDiverged, OSError, ValueError)

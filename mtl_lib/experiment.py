@@ -1,21 +1,58 @@
-"""From a task file (or task list) to a model, its data and a trainer, in one call.
+"""From a task file (or task list) to a model and its encoded data, in one call.
 
-This is the glue the CLI and the notebooks share::
+This is the glue the CLI, the widgets and the notebooks share::
 
     model, groups = build_experiment("examples/tasks/snips.yml")
     trainer = Trainer(model, groups, TrainerConfig(epochs=1))
+
+:func:`build_groups` is where data meets the task types: tasks that read the same inputs
+form one :class:`~mtl_lib.data.sources.InputGroup`, each split is read and tokenised once, and
+each task's type reads its gold labels and encodes the training targets::
+
+    features: {"input_ids": list[int], "attention_mask": list[int], ["token_type_ids": ...],
+               "word_ids": list[int | None], "n_words": int, "truncated": bool,
+               "labels": {task: int | list[int] | list[float]}}
+
+A gold label outside the inventory is an error in train (naming the file and the label), and
+in every other split an example the model cannot get right: it is counted, reported in one
+warning per task, and scored as an error by evaluation.
 """
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
-from .encoders import DEFAULT_ENCODER, Encoder, load_encoder, tiny_encoder
-from .model import MultiTaskModel
-from .task_data import InputGroup, build_groups
-from .tasks import TaskFile, TaskSpec, load_task_file
+from .data.encoding import encode_records
+from .data.files import DataFormatError
+from .data.sources import InputGroup, read_split
+from .models.encoders import DEFAULT_ENCODER, Encoder, load_encoder
+from .models.multitask import MultiTaskModel
+from .models.tiny import tiny_encoder
+from .task_types import task_type
+from .task_types.base import unknown_label_error
+from .tasks.spec import TaskFileError, TaskSpec
+from .tasks.task_file import TaskFile, read_task_file
 
-__all__ = ["build_experiment", "snips_tasks", "resolve_encoder"]
+__all__ = ["build_experiment", "build_groups", "load_task_file", "resolve_encoder", "snips_tasks"]
+
+
+def load_task_file(path: str | Path) -> TaskFile:
+    """Read a YAML task file and check every task against its task type.
+
+    Raises
+    ------
+    TaskFileError
+        For a missing or unreadable file, bad YAML, unknown keys or bad values; the message
+        names the file, the task and the key.
+    """
+    tf = read_task_file(path)
+    for spec in tf.tasks:
+        try:
+            task_type(spec)
+        except TaskFileError as err:
+            raise TaskFileError(f"{tf.source}: {err}") from None
+    return tf
 
 
 def resolve_encoder(encoder: str | Encoder | None, texts=None) -> Encoder:
@@ -40,6 +77,82 @@ def snips_tasks(max_examples: int | None = None) -> list[TaskSpec]:
                  metrics=["seqeval_f1_score", "snips_f1_score", "seqeval_precision", "seqeval_recall"],
                  **common),
     ]
+
+
+def build_groups(tasks: list[TaskSpec], tokenizer, max_length: int = 128,
+                 splits: tuple[str, ...] = ("train", "dev"),
+                 records: dict[str, list[dict]] | None = None) -> list[InputGroup]:
+    """Group tasks by input, read and encode their splits, fill in label inventories.
+
+    Parameters
+    ----------
+    tasks : list of TaskSpec
+    tokenizer : a fast tokenizer
+    max_length : int
+        Longest tokenised input; longer ones are truncated.
+    splits : tuple of str
+        Splits to read (those the data lacks are skipped; dev is carved from train if absent).
+    records : dict of split to list of records, optional
+        Records already in memory (``{"words": [...], <label field>: ...}``), used instead of
+        reading files; all tasks then form one group.
+    """
+    names = [t.name for t in tasks]
+    dup = {n for n in names if names.count(n) > 1}
+    if dup:
+        raise TaskFileError(f"duplicated task name {sorted(dup)[0]!r}")
+    types = {t.name: task_type(t) for t in tasks}
+    by_key: dict[tuple, list[TaskSpec]] = {}
+    for t in tasks:
+        by_key.setdefault(t.input_key if records is None else (), []).append(t)
+    groups = []
+    for members in by_key.values():
+        g = InputGroup("+".join(t.name for t in members), members)
+        sources: dict[str, str] = {}
+        fields = tuple(dict.fromkeys(t.label_field for t in members))
+        for split in splits:
+            read = (records[split], "<records>") if records is not None and split in records else \
+                read_split(members[0], split, fields) if records is None else None
+            if read is not None:
+                g.records[split], src = read
+                sources[split] = str(src)
+        for t in members:
+            if "train" in g.records or not t.labels:
+                t.labels = types[t.name].resolve_labels(g.records.get("train", []))
+            types[t.name] = task_type(t)  # bound to the resolved labels
+        for split, recs in g.records.items():
+            g.splits[split] = _encode(recs, [types[t.name] for t in members], tokenizer, max_length,
+                                      split, sources[split])
+        groups.append(g)
+    return groups
+
+
+def _encode(records: list[dict], types: list, tokenizer, max_length: int, split: str,
+            source: str) -> list[dict]:
+    """Features of ``records``, with each task's training target where its gold label is known."""
+    features = encode_records(records, tokenizer, max_length)
+    unknown: dict[str, tuple[int, set]] = {}
+    for i, (rec, f) in enumerate(zip(records, features)):
+        for tt in types:
+            name = tt.spec.name
+            try:
+                gold = tt.gold(rec)
+            except ValueError as err:
+                raise DataFormatError(source, None, f"example {i + 1}, task {name!r}: {err}") from None
+            if gold is None:
+                continue  # unlabelled for this task: masked out of its loss
+            missing = tt.unknown(gold)
+            if missing and split == "train":
+                raise unknown_label_error(tt.spec, source, i, missing[0])
+            if missing:
+                n, labels = unknown.get(name, (0, set()))
+                unknown[name] = (n + 1, labels | set(map(str, missing)))
+                continue
+            f["labels"][name] = tt.encode(gold, f)
+    for name, (n, labels) in unknown.items():
+        shown = ", ".join(sorted(labels)[:5]) + (", ..." if len(labels) > 5 else "")
+        warnings.warn(f"{source}: task {name!r}: {n} {split} example(s) have {len(labels)} label(s) the "
+                      f"model does not know ({shown}); they count as errors", stacklevel=3)
+    return features
 
 
 def build_experiment(tasks: str | Path | TaskFile | list[TaskSpec], encoder: str | Encoder | None = None,

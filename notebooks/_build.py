@@ -147,7 +147,7 @@ def _tour():
         from mtl_lib import (Predictor, Trainer, TrainerConfig, build_experiment, data_root,
                              list_encoders, load_encoder, snips_tasks, tiny_encoder)
         from mtl_lib.data import read_jointbert
-        from mtl_lib.plots import plot_losses, plot_metrics
+        from mtl_lib.ui.plots import plot_losses, plot_metrics
 
         print("mtl_lib", mtl_lib.__version__, "| data in", data_root())
         """),
@@ -331,7 +331,7 @@ def _encoders():
         from mtl_lib import (EncoderNotAvailable, data_root, list_encoders, load_encoder,
                              tiny_encoder)
         from mtl_lib.data import read_jointbert
-        from mtl_lib.encoders import ENCODER_TABLE, POOLING
+        from mtl_lib.models.encoders import ENCODER_TABLE, POOLING
         from mtl_lib.widgets import EncoderPicker
         """),
         md("""
@@ -553,7 +553,7 @@ def _heads_and_losses():
                              build_experiment, data_root, load_encoder, make_head, snips_tasks,
                              tiny_encoder)
         from mtl_lib.data import Collator, align_word_labels, read_jointbert
-        from mtl_lib.losses import class_weights
+        from mtl_lib.models.losses import class_weights
 
         _ = torch.manual_seed(0)
         """),
@@ -792,9 +792,9 @@ def _metrics():
                              data_root, evaluate, load_encoder, load_model, per_class_report,
                              seqeval_f1_score, snips_f1_score, snips_tasks, tiny_encoder)
         from mtl_lib.data import read_jointbert
-        from mtl_lib.evaluation import collect_predictions
-        from mtl_lib.metrics import conll_chunks, per_entity_report
-        from mtl_lib.plots import plot_confusion_matrix, plot_per_class
+        from mtl_lib.evaluation.evaluate import collect_predictions
+        from mtl_lib.evaluation.metrics import conll_chunks, per_entity_report
+        from mtl_lib.ui.plots import plot_confusion_matrix, plot_per_class
         from mtl_lib.widgets import ClassMetricsExplorer
         """),
         md(r"""
@@ -983,7 +983,7 @@ def _single_task():
         from mtl_lib import (Trainer, TrainerConfig, build_experiment, data_root, load_encoder,
                              snips_tasks, tiny_encoder)
         from mtl_lib.data import length_bucketed_batches, read_jointbert
-        from mtl_lib.plots import plot_learning_rate, plot_losses, plot_metrics
+        from mtl_lib.ui.plots import plot_learning_rate, plot_losses, plot_metrics
         from mtl_lib.widgets import LiveDashboard
         """),
         code(ENCODER_CELL),
@@ -1156,7 +1156,7 @@ def _multi_task():
         from mtl_lib import (Trainer, TrainerConfig, build_experiment, data_root, load_encoder,
                              load_task_file, tiny_encoder)
         from mtl_lib.data import read_jointbert
-        from mtl_lib.plots import plot_losses, plot_metrics
+        from mtl_lib.ui.plots import plot_losses, plot_metrics
         from mtl_lib.widgets import ExperimentPanel, LiveDashboard
         """),
         md("""
@@ -1321,10 +1321,10 @@ def _sampling_weighting():
 
         from mtl_lib import (Trainer, TrainerConfig, build_experiment, load_encoder,
                              load_task_file, tiny_encoder)
-        from mtl_lib.plots import plot_losses, plot_sampler_mix
-        from mtl_lib.sampling import SAMPLERS, make_sampler
-        from mtl_lib.task_data import read_records
-        from mtl_lib.weighting import WEIGHTINGS
+        from mtl_lib.ui.plots import plot_losses, plot_sampler_mix
+        from mtl_lib.training.sampling import SAMPLERS, make_sampler
+        from mtl_lib.experiment import read_records
+        from mtl_lib.training.weighting import WEIGHTINGS
         """),
         md("""
         ## 1. Three datasets of different sizes
@@ -1567,13 +1567,13 @@ def _hierarchical():
         import torch
 
         from mtl_lib import confusion_matrix, data_root, load_encoder, load_task_file, tiny_encoder
-        from mtl_lib.baselines import TfidfSGDBaseline
+        from mtl_lib.evaluation.baselines import TfidfSGDBaseline
         from mtl_lib.data import read_trec
         from mtl_lib.db_linear import DB_Linear
-        from mtl_lib.hierarchical_metrics import hierarchical_metrics, per_level_report
-        from mtl_lib.hierarchy import PerLevelHierarchy
-        from mtl_lib.losses import class_weights
-        from mtl_lib.plots import plot_confusion_matrix, plot_per_class
+        from mtl_lib.evaluation.hierarchical_metrics import hierarchical_metrics, per_level_report
+        from mtl_lib.tasks.hierarchy import PerLevelHierarchy
+        from mtl_lib.models.losses import class_weights
+        from mtl_lib.ui.plots import plot_confusion_matrix, plot_per_class
         """),
         md("""
         ## 1. A label tree
@@ -1811,7 +1811,7 @@ def _save_load_predict():
                              build_experiment, data_root, load_encoder, load_model, save_model,
                              snips_tasks, tiny_encoder)
         from mtl_lib.data import read_jointbert
-        from mtl_lib.plots import plot_losses
+        from mtl_lib.ui.plots import plot_losses
 
         OUT = Path("runs/08_save_load_predict")
         shutil.rmtree(OUT, ignore_errors=True)  # start clean on every run of the notebook

@@ -29,9 +29,8 @@ def tiny_snips():
 
     Treat both as read-only; use ``make_snips_model`` for a model to train.
     """
-    from mtl_lib.encoders import tiny_encoder
-    from mtl_lib.experiment import snips_tasks
-    from mtl_lib.task_data import build_groups
+    from mtl_lib.experiment import build_groups, snips_tasks
+    from mtl_lib.models.tiny import tiny_encoder
 
     enc = tiny_encoder("BERT")  # what build_experiment(..., "tiny-bert") uses
     groups = build_groups(snips_tasks(max_examples=SNIPS_EXAMPLES), enc.tokenizer)
@@ -41,7 +40,7 @@ def tiny_snips():
 @pytest.fixture
 def make_snips_model(tiny_snips):
     """Factory: a fresh ``MultiTaskModel`` (same initial weights every call) over the fixture's tasks."""
-    from mtl_lib.model import MultiTaskModel
+    from mtl_lib.models.multitask import MultiTaskModel
 
     enc, groups = tiny_snips
 
@@ -59,8 +58,8 @@ def trained_run(tiny_snips, tmp_path_factory):
     ``run_dir`` holds ``best/`` and ``last/`` (both at step 4: the only evaluation is at the
     end). Read-only for tests.
     """
-    from mtl_lib.model import MultiTaskModel
-    from mtl_lib.trainer import Trainer
+    from mtl_lib.models.multitask import MultiTaskModel
+    from mtl_lib.training.trainer import Trainer
 
     enc, groups = tiny_snips
     model = MultiTaskModel.from_tasks(copy.deepcopy(enc), [t for g in groups for t in g.tasks])

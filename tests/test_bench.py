@@ -130,14 +130,15 @@ def test_trainer_and_plain_loops_get_the_same_batches(tmp_path):
     enc = tiny_encoder("BERT", C.snips_texts(50))
     model, groups = C.snips_features(True, enc)
     train = groups[0].splits["train"]
-    feats = C.bucketed_sample(train, 5, 8, seed=0)
+    feats, ours = C.fixed_batches(train, 5, 8, seed=0)  # what the plain loops get
+    assert feats == C.bucketed_sample(train, 5, 8, seed=0)
     assert len(feats) == 40 and len({id(f) for f in feats}) == 40
     lengths = [len(f["input_ids"]) for f in feats]
-    ours = length_bucketed_batches(lengths, 8, torch.Generator().manual_seed(0))
+    assert ours == length_bucketed_batches(lengths, 8, torch.Generator().manual_seed(0))
     trainer = Trainer(model, [C.train_group(groups[0], feats)],
                       TrainerConfig(batch_size=8, max_steps=5, progress=False))
     for epoch in range(2):
-        theirs = trainer._group_batches(0, epoch)
+        theirs = trainer.group_batches(0, epoch)
         assert sorted(map(sorted, theirs)) == sorted(map(sorted, ours))
     # the picked batches were bucketed over all of `train`; re-bucketing adds no padding
     picked = sum(max(lengths[i:i + 8]) * 8 for i in range(0, 40, 8))
@@ -149,6 +150,37 @@ def test_trainer_and_plain_loops_get_the_same_batches(tmp_path):
     assert pad(lengths) * 1.5 < pad(rand)
     with pytest.raises(ValueError):
         C.bucketed_sample(train, 1000, 8)
+    with pytest.raises(ValueError):  # more than one bucket: the Trainer's batches would differ
+        C.fixed_batches(train, 51, 1)
+
+
+def test_plain_loop_steps_like_the_trainer():
+    # trainer_overhead's hand loop runs the Trainer's algorithm (fused AdamW groups, clipping,
+    # schedule): with dropout off, the same batches give the same weights
+    import copy
+
+    from mtl_lib import tiny_encoder
+
+    enc = tiny_encoder("BERT", C.snips_texts(50))
+    model, groups = C.snips_features(True, enc)
+    for m in model.modules():
+        if isinstance(m, torch.nn.Dropout):
+            m.p = 0.0
+        if hasattr(m, "dropout_prob"):  # attention dropout is a float in transformers' SDPA path
+            m.dropout_prob = 0.0
+    twin, start = copy.deepcopy(model), copy.deepcopy(model.state_dict())
+    feats, _ = C.fixed_batches(groups[0].splits["train"], 4, 8, seed=0)
+    trainer, side = C.stepped_trainer(model, [C.train_group(groups[0], feats)], 4, batch_size=8,
+                                      max_steps=4, warmup_ratio=0.25, bf16=False)
+    side()
+    assert trainer.step == 4
+    loop = C.plain_loop(twin, C.multitask_loss, feats, C.collator(twin), torch.device("cpu"),
+                        (5e-5, 1e-3), warmup=1, total=4)
+    loop(trainer.group_batches(0, 0))  # the batches, in the order the Trainer took them
+    params = dict(model.named_parameters())
+    assert all(not torch.equal(p, start[n]) for n, p in params.items())  # every weight was trained
+    for name, p in twin.named_parameters():
+        torch.testing.assert_close(p, params[name], msg=name)
 
 
 def test_gpu_peak_table_and_flop_inputs():

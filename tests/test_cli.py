@@ -11,14 +11,14 @@ from pathlib import Path
 
 import pytest
 
-from mtl_lib.checkpoint_io import load_model
 from mtl_lib.cli import main
 from mtl_lib.data import data_root
-from mtl_lib.encoders import ENCODER_TABLE
-from mtl_lib.evaluation import evaluate
-from mtl_lib.history import History
-from mtl_lib.predict import Predictor
-from mtl_lib.task_data import build_groups
+from mtl_lib.evaluation.evaluate import evaluate
+from mtl_lib.evaluation.predict import Predictor
+from mtl_lib.experiment import build_groups
+from mtl_lib.models.encoders import ENCODER_TABLE
+from mtl_lib.models.multitask import load_model
+from mtl_lib.training.history import History
 
 TASK_FILE = """\
 intent:
@@ -179,7 +179,7 @@ def test_predict_writes_jsonl(cli_run, tmp_path, capsys):
     (["train", "{tasks}", "--out", "{tmp}/o", "--set", "batch_size=many"], "batch_size"),
     (["train", "{tasks}", "--out", "{tmp}/o", "--set", "bogus=1"], "unknown training option 'bogus'"),
     (["evaluate", "{tmp}/no-such-run"], "checkpoint directory not found"),
-    (["evaluate", "{run}", "--data", "{tmp}/no-such-folder"], "not a directory"),
+    (["evaluate", "{run}", "--data", "{tmp}/no-such-folder"], "not found"),
     (["evaluate", "{run}", "--split", "test"], "no 'test' split"),
     (["predict", "{tmp}/no-such-run"], "checkpoint directory not found"),
     (["predict", "{run}", "--input", "{tmp}/missing.txt"], "missing.txt"),

@@ -410,7 +410,8 @@ def test_collator_labels_and_missing_fills():
         {"input_ids": [1, 2], "attention_mask": [1, 1], "labels": {"intent": 0}},
         {"input_ids": [1, 2], "attention_mask": [1, 1]},
     ]
-    batch = Collator(pad_token_id=0)(feats)
+    kinds = {"intent": "class", "slots": "token", "topics": "multi"}
+    batch = Collator(pad_token_id=0, label_kinds=kinds)(feats)
     assert batch["input_ids"].tolist() == [[1, 5, 2, 0, 0], [1, 5, 6, 6, 2], [1, 2, 0, 0, 0],
                                            [1, 2, 0, 0, 0]]
     assert batch["attention_mask"].sum(1).tolist() == [3, 5, 2, 2]
@@ -422,7 +423,7 @@ def test_collator_labels_and_missing_fills():
     assert labels["topics"].dtype == torch.float32
     assert labels["topics"].tolist() == [[1.0, 0.0], [-100.0, -100.0], [-100.0, -100.0],
                                          [-100.0, -100.0]]
-    left = Collator(pad_token_id=0, padding_side="left")(feats[:2])
+    left = Collator(pad_token_id=0, padding_side="left", label_kinds=kinds)(feats[:2])
     assert left["input_ids"].tolist() == [[0, 0, 1, 5, 2], [1, 5, 6, 6, 2]]
     assert left["labels"]["slots"][0].tolist() == [-100, -100, -100, 7, -100]
 
@@ -430,11 +431,16 @@ def test_collator_labels_and_missing_fills():
 def test_collator_rejects_inconsistent_labels():
     base = {"input_ids": [1, 2], "attention_mask": [1, 1]}
     with pytest.raises(ValueError, match="token labels"):
-        Collator(0)([{**base, "labels": {"slots": [1, 2, 3]}}])
-    with pytest.raises(TypeError, match="mixes kinds"):
-        Collator(0)([{**base, "labels": {"t": 1}}, {**base, "labels": {"t": [1, 2]}}])
-    with pytest.raises(TypeError, match="must be an int"):
-        Collator(0)([{**base, "labels": {"t": "B-PER"}}])
+        Collator(0, label_kinds={"slots": "token"})([{**base, "labels": {"slots": [1, 2, 3]}}])
+    # the task type says what a label is; nothing is guessed from the value
+    with pytest.raises(TypeError, match=r"feature 1: labels\['t'\] must be an int"):
+        Collator(0, label_kinds={"t": "class"})([{**base, "labels": {"t": 1}}, {**base, "labels": {"t": [1, 2]}}])
+    with pytest.raises(TypeError, match="must be a list of ints"):
+        Collator(0, label_kinds={"t": "token"})([{**base, "labels": {"t": "B-PER"}}])
+    with pytest.raises(ValueError, match="was not told their kind"):
+        Collator(0)([{**base, "labels": {"t": 1}}])
+    with pytest.raises(ValueError, match="label kinds must be one of"):
+        Collator(0, label_kinds={"t": "float"})
 
 
 # --------------------------------------------------------------------------- bucketing

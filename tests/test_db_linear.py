@@ -9,10 +9,13 @@ import math
 import pytest
 import torch
 
-from mtl_lib.db_linear import DEFAULT_CONFIG, DB_Linear
-from mtl_lib.encoders import Encoder, tiny_encoder
-from mtl_lib.hierarchy import PerLevelHierarchy
-from mtl_lib.losses import WeightedNLLLoss, class_weights
+from mtl_lib import CheckpointError, Predictor
+from mtl_lib.data import Collator
+from mtl_lib.db_linear import DEFAULT_CONFIG, DB_Linear, seed_view
+from mtl_lib.models.encoders import Encoder
+from mtl_lib.models.losses import WeightedNLLLoss, class_weights
+from mtl_lib.models.tiny import tiny_encoder
+from mtl_lib.tasks.hierarchy import PerLevelHierarchy
 
 LEAF_TEXT = {
     ("pets", "dogs", "food"): "dog kibble with beef",
@@ -64,14 +67,27 @@ def test_model_loss_is_the_seed_formula():
     torch.manual_seed(0)
     model = make_model(class_weighting="inverse_frequency")
     model.eval()
-    batch = model._collate(model._features([r["text"] for r in RECORDS[:6]], [0, 0, 1, 1, 1, 2]))
+    texts = [r["text"] for r in RECORDS[:6]]
+    enc = model.encoder.tokenize(texts, max_length=16)
+    batch = Collator.for_tokenizer(model.encoder.tokenizer)([{k: enc[k][i] for k in enc} for i in range(6)])
     scores = model(batch["input_ids"], batch["attention_mask"], batch.get("token_type_ids"))
     assert scores.shape == (6, HIER.n_leaves)
     w = torch.tensor([1.0, 2.0, 3.0, 4.0])
-    y = batch["labels"]["hierarchical"]
+    y = torch.tensor([0, 0, 1, 1, 1, 2])
     log_p = torch.log_softmax(scores, dim=-1)
     by_hand = sum(-w[y[n]] * log_p[n, y[n]] for n in range(6)) / w[y].sum()
     assert WeightedNLLLoss(w)(scores, y).item() == pytest.approx(by_hand.item(), rel=1e-5)
+
+
+def test_training_uses_the_weighted_nll_with_inverse_frequency_weights():
+    records = RECORDS[:5] + RECORDS[5:7] + RECORDS[10:20]  # leaf counts 5, 2, 5, 5
+    model = make_model(class_weighting="inverse_frequency", epochs=1)
+    model.fit(records, progress=False)
+    loss = model.model.losses["hierarchical"]
+    assert isinstance(loss, WeightedNLLLoss)
+    ids = [HIER.leaf_index(r["path"]) for r in records]
+    assert torch.equal(loss.weight, class_weights(ids, HIER.n_leaves, "inverse_frequency"))
+    assert loss.weight.tolist() == pytest.approx([17 / 20, 17 / 8, 17 / 20, 17 / 20])  # cat food: 2 of 17
 
 
 # ---------------------------------------------------------------- config
@@ -89,9 +105,11 @@ def test_config_keys():
 
 
 def test_two_param_groups():
-    model = make_model()
+    model = make_model(epochs=1)
+    assert model.optimizer is None  # the trainer's, made by fit
+    model.fit(RECORDS, progress=False)
     enc_group, head_group = model.optimizer.param_groups
-    assert enc_group["lr"] == FAST["encoder_lr"] and head_group["lr"] == FAST["classifier_lr"]
+    assert enc_group["initial_lr"] == FAST["encoder_lr"] and head_group["initial_lr"] == FAST["classifier_lr"]
     assert len(enc_group["params"]) == len(list(model.encoder.parameters()))
     assert [p.shape for p in head_group["params"]] == [(HIER.n_leaves, 32), (HIER.n_leaves,)]
 
@@ -126,35 +144,59 @@ def test_fit_on_trec_slice():
 
 
 # ---------------------------------------------------------------- checkpoints
-def _flat_optimizer(model):
-    sd = model.optimizer.state_dict()
-    return sd["param_groups"], {(p, k): v for p, s in sd["state"].items() for k, v in s.items()}
+def _flat(sd):
+    return sd["param_groups"], {(int(p), k): v for p, s in sd["state"].items() for k, v in s.items()}
 
 
-def test_checkpoint_round_trip(tmp_path):
+def test_checkpoint_is_the_one_format_and_seed_view_reads_the_seed_schema(tmp_path):
     model = make_model(epochs=1)
     model.fit(RECORDS, progress=False)
     path = model.save(tmp_path / "ckpt")
     files = sorted(p.relative_to(path).as_posix() for p in path.rglob("*") if p.is_file())
     top = [f for f in files if "/" not in f]
-    assert top == ["classifier_state_dict.safetensors", "config.json",
-                   "encoder_state_dict.safetensors", "optimizer_state_dict.json",
-                   "optimizer_state_dict.safetensors"]
+    assert top == ["config.json", "history.json", "model.safetensors", "optimizer.safetensors",
+                   "trainer_state.json"]  # a resumable mtl_lib checkpoint like any run's last/
     assert not any(f.endswith((".bin", ".pt", ".pkl", ".pth")) for f in files)  # no pickle
-    saved = json.loads((path / "config.json").read_text())
-    assert set(saved) == {"config", "hierarchy"} and saved["config"] == model.config
     assert list(tmp_path.iterdir()) == [path]  # no temporary directory left behind
+
+    view = seed_view(path)
+    assert set(view) == {"config", "hierarchy", "encoder_state_dict", "classifier_state_dict",
+                         "optimizer_state_dict"}
+    assert view["config"] == model.config
+    assert PerLevelHierarchy.from_dict(view["hierarchy"]) == HIER
+    for k, v in model.encoder.model.state_dict().items():
+        assert torch.equal(view["encoder_state_dict"][k], v), k
+    assert all(torch.equal(view["classifier_state_dict"][k], v) for k, v in model.classifier.state_dict().items())
+    groups_a, state_a = _flat(model.optimizer.state_dict())
+    groups_b, state_b = _flat(view["optimizer_state_dict"])
+    assert [g["lr"] for g in groups_a] == [g["lr"] for g in groups_b] and len(state_a) > 0
+    assert state_a.keys() == state_b.keys()
+    assert all(torch.equal(torch.as_tensor(state_a[k]), state_b[k]) for k in state_a)
 
     loaded = DB_Linear.from_checkpoint(path)
     texts = [r["text"] for r in RECORDS]
     assert torch.equal(loaded.predict_scores(texts), model.predict_scores(texts))
     assert loaded.predict(texts) == model.predict(texts)
-    assert loaded.hierarchy == model.hierarchy
-    groups_a, state_a = _flat_optimizer(model)
-    groups_b, state_b = _flat_optimizer(loaded)
-    assert groups_a == groups_b
-    assert state_a.keys() == state_b.keys() and len(state_a) > 0
-    assert all(torch.equal(state_a[k], state_b[k]) for k in state_a)
+    assert loaded.hierarchy == model.hierarchy and loaded.config == model.config
+
+
+def test_mtl_lib_evaluate_and_predict_read_a_db_linear_run(tmp_path, capsys):
+    from mtl_lib.cli import main
+
+    model = make_model(epochs=1)
+    model.fit(RECORDS, progress=False)
+    run = model.save(tmp_path / "run")
+    p = Predictor.from_checkpoint(run).predict(RECORDS[3]["text"])
+    assert tuple(p["hierarchical"]["path"]) == model.predict([RECORDS[3]["text"]])[0]
+    (tmp_path / "in.txt").write_text("dog kibble with beef\nfeather wand\n")
+    assert main(["predict", str(run), "-i", str(tmp_path / "in.txt")]) == 0
+    lines = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
+    assert [tuple(r["hierarchical"]["path"]) for r in lines] == model.predict(["dog kibble with beef", "feather wand"])
+    data = tmp_path / "dev.csv"
+    data.write_text("text,level1,level2,level3\n" + "".join(f"{r['text']},{','.join(r['path'])}\n" for r in RECORDS))
+    assert main(["evaluate", str(run), "--data", f"hierarchical={data}", "--json"]) == 0
+    scores = json.loads(capsys.readouterr().out)["hierarchical"]
+    assert scores["leaf_accuracy"] == pytest.approx(model.test(RECORDS)["leaf_accuracy"])
 
 
 def test_resume_continues_identically(tmp_path):
@@ -173,24 +215,24 @@ def test_resume_continues_identically(tmp_path):
 
 
 def test_save_is_atomic(tmp_path, monkeypatch):
-    import mtl_lib.db_linear as dbl
+    import mtl_lib.models.multitask as multitask
 
     model = make_model(epochs=1)
     path = model.save(tmp_path / "ckpt")
-    before = (path / "classifier_state_dict.safetensors").read_bytes()
+    before = (path / "model.safetensors").read_bytes()
     model.fit(RECORDS, progress=False)  # change the weights
 
     def crash(*args, **kwargs):
         raise OSError("disk full")
 
-    monkeypatch.setattr(dbl, "save_file", crash)
+    monkeypatch.setattr(multitask, "save_file", crash)
     with pytest.raises(OSError, match="disk full"):
         model.save(path)
-    assert (path / "classifier_state_dict.safetensors").read_bytes() == before
+    assert (path / "model.safetensors").read_bytes() == before
     assert list(tmp_path.iterdir()) == [path]
     monkeypatch.undo()
     model.save(path)  # overwriting an existing checkpoint works
-    assert (path / "classifier_state_dict.safetensors").read_bytes() != before
+    assert (path / "model.safetensors").read_bytes() != before
     assert list(tmp_path.iterdir()) == [path]
 
 
@@ -201,7 +243,7 @@ def test_load_refuses_other_hierarchy(tmp_path):
                       encoder=tiny())
     with pytest.raises(ValueError, match="hierarchy"):
         other.load(tmp_path / "c")
-    with pytest.raises(FileNotFoundError, match="not a DB_Linear checkpoint"):
+    with pytest.raises(CheckpointError, match="not a checkpoint"):
         DB_Linear.from_checkpoint(tmp_path)
 
 

@@ -6,8 +6,8 @@ import pytest
 import torch
 from seqeval.metrics.sequence_labeling import get_entities
 
-from mtl_lib.decoding import bio_constraints, decode_tags, viterbi_decode
-from mtl_lib.tasks import TaskFileError, TaskSpec
+from mtl_lib.evaluation.decoding import bio_constraints, decode_tags, viterbi_decode
+from mtl_lib.tasks.spec import TaskFileError, TaskSpec
 
 LABELS = ["O", "B-a", "I-a", "B-b", "I-b"]
 
@@ -78,5 +78,5 @@ def test_empty_sentence_and_bad_mode():
 def test_task_key_is_validated():
     assert TaskSpec(name="t", task_type="tagging").tag_decoding == "bio"
     assert TaskSpec(name="t", task_type="tagging", tag_decoding="argmax").tag_decoding == "argmax"
-    with pytest.raises(TaskFileError, match="task 't': tag_decoding 'greedy' is not one of bio, argmax"):
+    with pytest.raises(TaskFileError, match="task 't': tag_decoding must be one of bio, argmax, got 'greedy'"):
         TaskSpec(name="t", task_type="tagging", tag_decoding="greedy")

@@ -14,7 +14,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from mtl_lib.checkpoint_io import load_model
+from mtl_lib.models.multitask import load_model
 
 SCRIPT = Path(__file__).parent / "scripts" / "ddp_train.py"
 TORCHRUN = Path(sys.executable).parent / "torchrun"

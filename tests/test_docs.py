@@ -63,8 +63,8 @@ def test_every_public_name_has_an_autodoc_entry():
 
 
 def test_seed_names_keys_and_formulas_carry_over():
-    from mtl_lib.encoders import ENCODER_TABLE
-    from mtl_lib.metrics import METRICS
+    from mtl_lib.evaluation.metrics import METRICS
+    from mtl_lib.models.encoders import ENCODER_TABLE
 
     # The tables are generated from these registries, so the registries must hold the seed's.
     assert sorted(METRICS) == sorted(SEED_METRICS)
@@ -75,9 +75,9 @@ def test_seed_names_keys_and_formulas_carry_over():
                   "Losses", "Metrics"):
         assert f"\n{title}\n" in shared
     assert ".. mtl-encoder-table::" in shared
-    assert ".. mtl-fields-table:: mtl_lib.metrics.METRICS" in shared
+    assert ".. mtl-fields-table:: mtl_lib.evaluation.metrics.METRICS" in shared
     for name in ("CrossEntropyLoss", "NERLoss"):
-        assert f".. autoclass:: mtl_lib.losses.{name}\n   :members: forward" in shared
+        assert f".. autoclass:: mtl_lib.models.losses.{name}\n   :members: forward" in shared
     db = (DOCS / "db_linear.rst").read_text(encoding="utf-8")
     for title in ("DistilBERT + Linear", "API", "Configuration schema", "Checkpoint schema",
                   "Theory"):
@@ -164,9 +164,9 @@ def test_docs_build_without_warnings(tmp_path):
     assert result.returncode == 0, result.stderr[-6000:]
     assert "WARNING" not in result.stderr, result.stderr[-6000:]
     pages = {p.stem: p.read_text(encoding="utf-8") for p in out.glob("*.html")}
-    for page in ("index", "quickstart", "installation", "concepts", "shared_encoder", "db_linear",
-                 "task_files", "training", "widgets", "cli", "notebooks", "performance",
-                 "reliability", "api"):
+    for page in ("index", "quickstart", "installation", "concepts", "architecture",
+                 "shared_encoder", "db_linear", "task_files", "training", "widgets", "cli",
+                 "notebooks", "performance", "reliability", "api"):
         assert page in pages, page
     shared = pages["shared_encoder"]
     for name in SEED_CONFIG_NAMES + ["minilm"] + SEED_METRICS:
@@ -176,6 +176,7 @@ def test_docs_build_without_warnings(tmp_path):
         assert f">{key}<" in db, key
     assert 'id="mtl_lib.DB_Linear"' in db
     assert 'id="mtl_lib.PerLevelHierarchy"' in db
+    assert 'id="mtl_lib.db_linear.seed_view"' in db
     assert "db_linear_topology.svg" in db
     everything = "".join(pages.values())
     for name in mtl_lib.__all__:
@@ -188,6 +189,11 @@ def test_docs_build_without_warnings(tmp_path):
         "unknown key 'metric'" in pages["task_files"]
     for field in ("encoder_lr", "grad_accum_steps", "early_stopping_patience"):
         assert f">{field}<" in pages["training"]
+    assert ">class_weighting<" in pages["task_files"]
+    # the architecture page names every subpackage of the layer list
+    for package in ("tasks/", "data/", "models/", "evaluation/", "task_types/", "training/",
+                    "ui/", "experiment.py", "db_linear.py", "cli.py"):
+        assert package in pages["architecture"], package
 
 
 @pytest.mark.slow

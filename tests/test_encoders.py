@@ -1,4 +1,4 @@
-"""Tests for mtl_lib.encoders: registry, offline loading, pooling, tiny encoders."""
+"""Tests for mtl_lib.models.encoders: registry, offline loading, pooling, tiny encoders."""
 
 import time
 from pathlib import Path
@@ -9,7 +9,7 @@ from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 from transformers import AutoModel, AutoTokenizer
 
-from mtl_lib.encoders import (
+from mtl_lib.models.encoders import (
     DEFAULT_ENCODER,
     ENCODER_TABLE,
     POOLING,
@@ -17,8 +17,8 @@ from mtl_lib.encoders import (
     EncoderNotAvailable,
     list_encoders,
     load_encoder,
-    tiny_encoder,
 )
+from mtl_lib.models.tiny import tiny_encoder
 
 FAMILIES = list(POOLING)
 WORDS = [["Book", "a", "flight", "to", "Denver"], ["Play", "jazz"],
@@ -188,9 +188,9 @@ def test_pooling_defaults_and_validation(tiny):
 
 # ------------------------------------------------------------------------ save / rebuild
 @pytest.mark.parametrize("family", FAMILIES)
-def test_save_pretrained_from_config_dir_round_trip(tiny, family, tmp_path):
+def test_save_config_from_config_dir_round_trip(tiny, family, tmp_path):
     enc = tiny[family]
-    enc.save_pretrained(tmp_path)
+    enc.save_config(tmp_path)
     assert (tmp_path / "config.json").is_file()
     assert not list(tmp_path.glob("*.safetensors")) and not list(tmp_path.glob("*.bin"))
     save_file(enc.state_dict(), tmp_path / "model.safetensors")  # what a checkpoint does
@@ -212,6 +212,22 @@ def test_save_pretrained_from_config_dir_round_trip(tiny, family, tmp_path):
     h2, p2 = run(rebuilt, batch_of(rebuilt, words2))
     torch.testing.assert_close(h1, h2, rtol=0, atol=0)
     torch.testing.assert_close(p1, p2, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_save_pretrained_writes_a_directory_transformers_and_load_encoder_open(tiny, family, tmp_path):
+    enc = tiny[family]
+    enc.save_pretrained(tmp_path)  # like transformers' method of the same name: weights included
+    assert (tmp_path / "model.safetensors").is_file() and not list(tmp_path.glob("*.bin"))
+    ids = torch.tensor([enc.tokenize(["the film was a delight"])["input_ids"][0]])
+    mask = torch.ones_like(ids)
+    want = enc.model(input_ids=ids, attention_mask=mask).last_hidden_state
+    hf = AutoModel.from_pretrained(tmp_path, local_files_only=True).eval()
+    assert torch.allclose(hf(input_ids=ids, attention_mask=mask).last_hidden_state, want, atol=1e-6)
+    ours = load_encoder(str(tmp_path))
+    assert ours.family == family
+    assert torch.allclose(ours.model(input_ids=ids, attention_mask=mask).last_hidden_state, want, atol=1e-6)
+    assert ours.tokenizer("the film was a delight")["input_ids"] == enc.tokenizer("the film was a delight")["input_ids"]
 
 
 # ------------------------------------------------------------------ minilm (real weights)

@@ -4,15 +4,15 @@ import pytest
 import torch
 from torch import nn
 
-from mtl_lib.heads import (
-    HEADS,
+from mtl_lib.models.heads import (
     ClassificationHead,
     HierarchicalHead,
     MultiLabelHead,
     PairClassificationHead,
     TaggingHead,
-    make_head,
 )
+from mtl_lib.task_types import TASK_TYPES as REGISTRY
+from mtl_lib.task_types import make_head
 
 B, T, H, C = 3, 5, 16, 4
 TASK_TYPES = ["classification", "pair_classification", "tagging", "multilabel", "hierarchical"]
@@ -29,19 +29,19 @@ def encoder_outputs():
 
 
 def test_registry_covers_the_five_task_types():
-    assert set(HEADS) == set(TASK_TYPES)
-    assert HEADS["classification"] is ClassificationHead
-    assert HEADS["pair_classification"] is PairClassificationHead
-    assert HEADS["tagging"] is TaggingHead
-    assert HEADS["multilabel"] is MultiLabelHead
-    assert HEADS["hierarchical"] is HierarchicalHead
+    assert set(REGISTRY) == set(TASK_TYPES)
+    assert REGISTRY["classification"].head is ClassificationHead
+    assert REGISTRY["pair_classification"].head is PairClassificationHead
+    assert REGISTRY["tagging"].head is TaggingHead
+    assert REGISTRY["multilabel"].head is MultiLabelHead
+    assert REGISTRY["hierarchical"].head is HierarchicalHead
 
 
 @pytest.mark.parametrize("task_type", TASK_TYPES)
 def test_shapes_and_level(task_type, encoder_outputs):
     hidden, pooled, mask = encoder_outputs
     head = make_head(task_type, H, C, dropout=0.1)
-    assert isinstance(head, HEADS[task_type])
+    assert isinstance(head, REGISTRY[task_type].head)
     expected_level = "token" if task_type == "tagging" else "sequence"
     assert type(head).level == expected_level
     expected_shape = (B, T, C) if expected_level == "token" else (B, C)
@@ -115,7 +115,8 @@ def test_gradient_reaches_the_head(encoder_outputs):
 
 def test_make_head_errors_and_attributes():
     with pytest.raises(ValueError, match="known types"):
-        make_head("NER", H, C)
+        make_head("regression", H, C)
+    assert isinstance(make_head("NER", H, C), TaggingHead)  # multi-task-NLP's name for tagging
     with pytest.raises(ValueError, match="num_labels"):
         make_head("classification", H, 0)
     head = make_head("multilabel", H, C, dropout=0.25)

@@ -7,18 +7,18 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
-import torch
 from sklearn.metrics import f1_score
 
-from mtl_lib.hierarchical_metrics import (
+from mtl_lib.evaluation.hierarchical_metrics import (
     hierarchical_metrics,
     hierarchical_precision_recall_f1,
     leaf_macro_f1,
     per_level_accuracy,
     per_level_report,
 )
-from mtl_lib.hierarchy import PerLevelHierarchy
+from mtl_lib.tasks.hierarchy import PerLevelHierarchy
 
 # Two parents share the leaf name "food": they must be two different leaves.
 PATHS = [
@@ -73,24 +73,24 @@ def test_leaf_to_ancestors(h):
     r = h.leaf_to_ancestors
     assert r.shape == (4, 9)
     # global order: baby pets | feeding cats dogs | bottles catfood cattoys dogfood
-    expected = torch.tensor([
+    expected = np.array([
         [1, 0, 1, 0, 0, 1, 0, 0, 0],
         [0, 1, 0, 1, 0, 0, 1, 0, 0],
         [0, 1, 0, 1, 0, 0, 0, 1, 0],
         [0, 1, 0, 0, 1, 0, 0, 0, 1],
     ], dtype=r.dtype)
-    assert torch.equal(r, expected)
+    assert np.array_equal(r, expected)
 
 
 def test_ancestor_to_descendants(h):
     m = h.ancestor_to_descendants
     assert m.shape == (9, 9)
-    assert torch.equal(torch.diagonal(m), torch.ones(9))
+    assert np.array_equal(np.diagonal(m), np.ones(9))
     pets = h.global_index(("pets",))
-    assert m[pets].nonzero().flatten().tolist() == [1, 3, 4, 6, 7, 8]
+    assert np.flatnonzero(m[pets]).tolist() == [1, 3, 4, 6, 7, 8]
     # Leaf rows of M restricted to leaf columns are the identity, and the leaf columns of M
     # are the transposed leaf-to-ancestor matrix.
-    assert torch.equal(m[:, 5:].T, h.leaf_to_ancestors)
+    assert np.array_equal(m[:, 5:].T, h.leaf_to_ancestors)
 
 
 def test_json_round_trip(h):
@@ -98,7 +98,7 @@ def test_json_round_trip(h):
     h2 = PerLevelHierarchy.from_dict(json.loads(text))
     assert h2 == h
     assert h2.leaves == h.leaves
-    assert torch.equal(h2.leaf_to_ancestors, h.leaf_to_ancestors)
+    assert np.array_equal(h2.leaf_to_ancestors, h.leaf_to_ancestors)
     bad = h.to_dict()
     bad["level_sizes"] = [2, 3, 5]
     with pytest.raises(ValueError, match="level_sizes"):
@@ -116,7 +116,7 @@ def test_bad_paths():
 
 def test_one_level_and_deep():
     flat = PerLevelHierarchy.from_paths([("x",), ("y",)])
-    assert flat.leaves == [("x",), ("y",)] and torch.equal(flat.leaf_to_ancestors, torch.eye(2))
+    assert flat.leaves == [("x",), ("y",)] and np.array_equal(flat.leaf_to_ancestors, np.eye(2))
     deep = PerLevelHierarchy.from_paths([tuple("abcde"), tuple("abcdf")])
     assert deep.level_sizes == [1, 1, 1, 1, 2]
     assert deep.leaf_to_ancestors.sum(1).tolist() == [5.0, 5.0]
@@ -195,7 +195,7 @@ def test_baseline_fits_and_matches_sklearn_pipeline():
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.linear_model import SGDClassifier
 
-    from mtl_lib.baselines import TfidfSGDBaseline
+    from mtl_lib.evaluation.baselines import TfidfSGDBaseline
 
     records = _synthetic_records()
     model = TfidfSGDBaseline().fit(records)
@@ -212,7 +212,7 @@ def test_baseline_fits_and_matches_sklearn_pipeline():
 
 
 def test_baseline_config_and_errors():
-    from mtl_lib.baselines import TfidfSGDBaseline
+    from mtl_lib.evaluation.baselines import TfidfSGDBaseline
 
     with pytest.raises(ValueError, match="'alhpa'"):
         TfidfSGDBaseline({"alhpa": 0.1})

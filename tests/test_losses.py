@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from sklearn.utils.class_weight import compute_class_weight
 
-from mtl_lib.losses import (
+from mtl_lib.models.losses import (
     LOSSES,
     CrossEntropyLoss,
     MultiLabelLoss,

@@ -11,8 +11,8 @@ from seqeval.metrics.sequence_labeling import get_entities
 from seqeval.scheme import IOB2
 from sklearn import metrics as sk
 
-import mtl_lib.metrics as M
-from mtl_lib.metrics import (
+import mtl_lib.evaluation.metrics as M
+from mtl_lib.evaluation.metrics import (
     METRICS,
     compute_metrics,
     confusion_matrix,

@@ -7,7 +7,7 @@ import torch
 from safetensors.torch import load_file
 
 from mtl_lib import MultiTaskModel, TaskSpec, load_encoder, tiny_encoder
-from mtl_lib.encoders import ENCODER_TABLE
+from mtl_lib.models.encoders import ENCODER_TABLE
 
 
 def _tasks():
@@ -16,7 +16,7 @@ def _tasks():
         TaskSpec(name="pair", task_type="pair_classification", labels=["no", "yes"]),
         TaskSpec(name="tags", task_type="tagging", labels=["O", "B-X", "I-X"]),
         TaskSpec(name="multi", task_type="multilabel", labels=["p", "q", "r", "s"]),
-        TaskSpec(name="tree", task_type="hierarchical", labels=["A > x", "A > y", "B > z"]),
+        TaskSpec(name="tree", task_type="hierarchical", labels=[("A", "x"), ("A", "y"), ("B", "z")]),
     ]
 
 

@@ -80,7 +80,7 @@ def test_notebook_is_a_lesson(name):
     heading, solution = nb.cells[i + 1], nb.cells[i + 2]
     assert heading.cell_type == "markdown" and heading.source.startswith("### Solution")
     assert solution.cell_type == "code" and solution.metadata["jupyter"]["source_hidden"] is True
-    # at least one picture: a figure from mtl_lib.plots, matplotlib or a widget
+    # at least one picture: a figure from mtl_lib.ui.plots, matplotlib or a widget
     assert any(re.search(r"\bplot_\w+\(|plt\.|display\(", c.source) for c in code)
 
 

@@ -1,4 +1,4 @@
-"""Tests for mtl_lib.plots: structure of each figure, smoothing maths, normalisation, saving."""
+"""Tests for mtl_lib.ui.plots: structure of each figure, smoothing maths, normalisation, saving."""
 
 from types import SimpleNamespace
 
@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from matplotlib.figure import Figure
 
-from mtl_lib import plots
+from mtl_lib.ui import plots
 
 TASKS = ["intent", "slots", "topic"]
 
@@ -238,7 +238,7 @@ def test_nan_loss_and_single_record_do_not_break_plots():
 
 
 def test_sampler_mix_counts_a_joint_step_once():
-    from mtl_lib.plots import plot_sampler_mix
+    from mtl_lib.ui.plots import plot_sampler_mix
 
     recs = []
     for step in range(1, 41):

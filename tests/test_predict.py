@@ -8,11 +8,10 @@ import pytest
 import torch
 from seqeval.metrics.sequence_labeling import get_entities
 
-from mtl_lib.checkpoint_io import save_model
-from mtl_lib.evaluation import collect_predictions
-from mtl_lib.model import MultiTaskModel
-from mtl_lib.predict import Predictor
-from mtl_lib.tasks import TaskSpec
+from mtl_lib.evaluation.evaluate import collect_predictions
+from mtl_lib.evaluation.predict import Predictor
+from mtl_lib.models.multitask import MultiTaskModel, save_model
+from mtl_lib.tasks.spec import TaskSpec
 
 TEXTS = ["play some jazz by miles davis on spotify", "will it rain in paris tomorrow",
          "book a table for two at an italian restaurant", "rate this novel five stars",
@@ -134,13 +133,13 @@ def test_predictor_agrees_with_evaluation_for_other_tokenizers(family, tiny_snip
     # XLNet pads on the left and ends with <cls>; RoBERTa's byte-level BPE and ALBERT's
     # SentencePiece split words differently from WordPiece: the first-sub-token bookkeeping of
     # the Predictor must still match the one used to build training labels
-    from mtl_lib.encoders import tiny_encoder
-    from mtl_lib.task_data import InputGroup, encode_records
+    from mtl_lib.experiment import build_groups
+    from mtl_lib.models.tiny import tiny_encoder
 
     _, (snips,) = tiny_snips
     enc = tiny_encoder(family)
     records = snips.records["dev"][:24]
-    group = InputGroup("g", snips.tasks, {"dev": encode_records(records, snips.tasks, enc.tokenizer)})
+    (group,) = build_groups(snips.tasks, enc.tokenizer, splits=("dev",), records={"dev": records})
     model = MultiTaskModel.from_tasks(enc, snips.tasks, seed=1).eval()
     preds = collect_predictions(model, group, "dev", batch_size=8)
     results = Predictor(model, batch_size=5).predict([" ".join(r["words"]) for r in records])

@@ -35,8 +35,8 @@ from mtl_lib import (
     load_task_file,
     snips_tasks,
 )
-from mtl_lib.checkpoint_io import restore_training
 from mtl_lib.cli import main
+from mtl_lib.training.checkpoint import restore_training
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")

@@ -33,9 +33,9 @@ import yaml
 from safetensors.torch import load_file
 
 from mtl_lib import MultiTaskModel, Trainer, TrainingDiverged, load_model, snips_tasks, tiny_encoder
-from mtl_lib.checkpoint import resolve_checkpoint
 from mtl_lib.cli import main
-from mtl_lib.task_data import build_groups
+from mtl_lib.experiment import build_groups
+from mtl_lib.models.safe_files import resolve_checkpoint
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")

@@ -21,8 +21,8 @@ import pytest
 import torch
 
 from mtl_lib import Predictor, build_experiment, snips_tasks
-from mtl_lib.checkpoint_io import save_model
 from mtl_lib.cli import main
+from mtl_lib.models.multitask import save_model
 
 HOSTILE = {
     "empty": "",

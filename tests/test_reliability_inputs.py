@@ -56,9 +56,10 @@ from mtl_lib import (
     tiny_encoder,
 )
 from mtl_lib.cli import main
-from mtl_lib.losses import LOSSES
-from mtl_lib.metrics import METRICS
-from mtl_lib.tasks import FORMATS, TASK_TYPES
+from mtl_lib.evaluation.metrics import METRICS
+from mtl_lib.models.losses import LOSSES
+from mtl_lib.task_types import TASK_TYPES
+from mtl_lib.tasks.spec import FORMATS
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -450,9 +451,9 @@ CASES = [
     Case("set-string-batch-size", set_case("batch_size=lots"), ValueError, ("batch_size",)),
     Case("set-fractional-batch-size", set_case("batch_size=2.5"), ValueError, ("batch_size", "integer")),
     Case("set-null-epochs", set_case("epochs=null"), ValueError, ("epochs",)),
-    Case("set-zero-max-steps", set_case("max_steps=0"), ValueError, ("max_steps", "positive integer")),
-    Case("set-warmup-ratio-one", set_case("warmup_ratio=1"), ValueError, ("warmup_ratio", "< 1")),
-    Case("set-unknown-sampler", set_case("sampler=random"), ValueError, ("sampler 'random'",)),
+    Case("set-zero-max-steps", set_case("max_steps=0"), ValueError, ("max_steps", "integer >= 1")),
+    Case("set-warmup-ratio-one", set_case("warmup_ratio=1"), ValueError, ("warmup_ratio", "[0, 1)")),
+    Case("set-unknown-sampler", set_case("sampler=random"), ValueError, ("sampler must be one of", "got 'random'")),
     Case("set-unknown-option", set_case("learning_rate=0.1"), ValueError, ("learning_rate",)),
     # ---- encoders ---------------------------------------------------------------------------
     Case("encoder-unknown-name", lambda c: (
@@ -504,8 +505,6 @@ CASES = [
         CheckpointError, ("heads.intent.linear", "shape")),
     Case("checkpoint-encoder-width-edited", ckpt_case(lambda ck: json_edit(
         ck / "encoder" / "config.json", lambda d: d.update(hidden_size=64))), CheckpointError, ("shape",)),
-    Case("checkpoint-corrupt-history", ckpt_case(lambda ck: write(ck / "history.json", "[{")),
-         CheckpointError, ("history.json",)),
     # ---- resuming from a tampered OUT/last (API: Trainer.fit(resume_from=...)) ----------------
     Case("resume-missing-last", resume_case(lambda ck: shutil.rmtree(ck)), CheckpointError, ("last",)),
     Case("resume-trainer-state-garbled", resume_case(lambda ck: json_edit(
@@ -517,6 +516,8 @@ CASES = [
         ck / "optimizer.safetensors",
         lambda s: s.update({k: torch.zeros(3) for k in s if k.endswith("exp_avg")}))),
         CheckpointError, ("optimizer.safetensors",)),
+    Case("resume-corrupt-history", resume_case(lambda ck: write(ck / "history.json", "[{")),
+         CheckpointError, ("history.json",)),
     Case("resume-without-optimizer", resume_case(lambda ck: (ck / "optimizer.safetensors").unlink()),
          CheckpointError, ("cannot be resumed",)),
     # ---- command line ---------------------------------------------------------------------
@@ -528,7 +529,7 @@ CASES = [
     Case("cli-predict-input-non-utf8", lambda c: (
         ["predict", str(c.run), "-i", str(c.file("in.txt", b"caf\xe9\n"))], None), ValueError, ("in.txt",)),
     Case("cli-evaluate-data-not-a-folder", lambda c: (
-        ["evaluate", str(c.run), "--data", str(c.tmp / "nothing")], None), ValueError, ("nothing", "not a directory")),
+        ["evaluate", str(c.run), "--data", str(c.tmp / "nothing")], None), ValueError, ("nothing", "not found")),
     Case("cli-invalid-split", lambda c: (["evaluate", str(c.run), "--split", "validation"], None),
          ValueError, ("--split", "'validation'")),
     Case("cli-missing-out", lambda c: (["train", str(c.w.taskfile)], None), ValueError, ("--out",)),

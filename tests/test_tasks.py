@@ -9,8 +9,10 @@ from pathlib import Path
 import pytest
 
 from mtl_lib.data import DataFormatError, read_label_file
-from mtl_lib.task_data import build_groups, resolve_labels
-from mtl_lib.tasks import TaskFileError, TaskSpec, load_task_file, parse_tasks
+from mtl_lib.experiment import build_groups, load_task_file
+from mtl_lib.task_types import task_type
+from mtl_lib.tasks.spec import TaskFileError, TaskSpec
+from mtl_lib.tasks.task_file import parse_tasks
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "tasks"
 SNIPS = {"task_type": "classification", "format": "jointbert", "path": "snips",
@@ -36,9 +38,9 @@ def test_snips_task_file():
     assert intent.input_key == slots.input_key  # one input group: one encoder pass for both
     assert slots.metrics == ["seqeval_f1_score", "snips_f1_score", "seqeval_precision", "seqeval_recall"]
     # class_num in the file agrees with the label files once UNK/PAD are dropped
-    assert len(resolve_labels(intent, [])) == intent.class_num == 7
-    assert len(resolve_labels(slots, [])) == slots.class_num == 72
-    assert resolve_labels(slots, [])[0] == "O"
+    assert len(task_type(intent).resolve_labels([])) == intent.class_num == 7
+    assert len(task_type(slots).resolve_labels([])) == slots.class_num == 72
+    assert task_type(slots).resolve_labels([])[0] == "O"
 
 
 def test_mixed_task_file_builds_three_input_groups(tiny_snips):
@@ -73,7 +75,9 @@ def test_mixed_task_file_builds_three_input_groups(tiny_snips):
     ("multilabel", "multilabel"),
 ])
 def test_multi_task_nlp_aliases(alias, canonical):
-    assert TaskSpec(name="t", task_type=alias).task_type == canonical
+    spec = TaskSpec(name="t", task_type=alias)
+    assert task_type(spec).name == canonical
+    assert spec.task_type == canonical  # the registry completes the spec it reads
 
 
 def test_multi_task_nlp_style_file_with_file_names(tmp_path):
@@ -98,9 +102,12 @@ def test_multi_task_nlp_style_file_with_file_names(tmp_path):
 
 def test_defaults_follow_the_task_type():
     t = TaskSpec(name="t", task_type="NER", format="conll")
+    assert (t.loss_type, t.label_field, t.metrics) == ("", "", [])  # a spec is what the file says...
+    task_type(t)  # ...until its task type fills in the rest
     assert (t.loss_type, t.label_field) == ("NERLoss", "tags")
     assert t.metrics == ["seqeval_f1_score", "seqeval_precision", "seqeval_recall"]
     c = TaskSpec(name="c", task_type="SingleSenClassification", format="csv")
+    task_type(c)
     assert (c.loss_type, c.label_field, c.metrics[0]) == ("CrossEntropyLoss", "label", "classification_accuracy")
 
 
@@ -121,25 +128,48 @@ def test_unknown_key_names_task_and_key(tmp_path):
 
 @pytest.mark.parametrize("key,value,pattern", [
     ("task_type", "Regression", r"task_type 'Regression' is not one of"),
-    ("format", "xml", r"format 'xml' is not one of"),
+    ("format", "xml", r"format must be one of jointbert, .*, got 'xml'"),
     ("loss_type", "FocalLoss", r"loss_type 'FocalLoss' is not one of"),
     ("metrics", ["accuracy"], r"metric 'accuracy' is not one of"),
     ("metrics", "classification_accuracy", r"metrics must be a list"),
-    ("loss_weight", -1.0, r"loss_weight must be >= 0"),
-    ("loss_weight", "1.0", r"loss_weight must be a finite number"),
-    ("loss_weight", float("nan"), r"loss_weight must be a finite number"),
-    ("loss_weight", True, r"loss_weight must be a finite number"),
-    ("dropout_prob", 1.5, r"dropout_prob must be in \[0, 1\)"),
-    ("dev_fraction", 0.0, r"dev_fraction must be in \(0, 1\)"),
-    ("class_num", 0, r"class_num must be a positive integer"),
-    ("class_num", "7", r"class_num must be a positive integer"),
-    ("class_num", True, r"class_num must be a positive integer"),
-    ("max_examples", -5, r"max_examples must be a positive integer"),
-    ("max_examples", True, r"max_examples must be a positive integer"),
+    ("loss_weight", -1.0, r"loss_weight must be a number >= 0, got -1.0"),
+    ("loss_weight", "heavy", r"loss_weight must be a number >= 0, got 'heavy'"),
+    ("loss_weight", float("nan"), r"loss_weight must be a finite number, got nan"),
+    ("loss_weight", True, r"loss_weight must be a number >= 0, got True"),
+    ("dropout_prob", 1.5, r"dropout_prob must be a number \[0, 1\), got 1.5"),
+    ("dev_fraction", 0.0, r"dev_fraction must be a number \(0, 1\), got 0.0"),
+    ("class_num", 0, r"class_num must be an integer >= 1, got 0"),
+    ("class_num", "7", r"class_num must be an integer >= 1, got '7'"),
+    ("class_num", True, r"class_num must be an integer >= 1, got True"),
+    ("max_examples", -5, r"max_examples must be an integer >= 1, got -5"),
+    ("max_examples", True, r"max_examples must be an integer >= 1, got True"),
+    ("class_weighting", "balanced", r"class_weighting must be one of uniform, inverse_frequency"),
 ])
 def test_bad_values_name_the_task_and_key(key, value, pattern):
-    with pytest.raises(TaskFileError, match=r"task 'intent'.*" + pattern):
-        parse_tasks({"intent": {**SNIPS, key: value}}, "file.yml")
+    with pytest.raises(TaskFileError, match=r"file.yml: task 'intent': " + pattern):
+        _check({"intent": {**SNIPS, key: value}}, "file.yml")
+
+
+def _check(raw, source="<task file>"):
+    """What load_task_file does after reading the YAML: structure, values, then task types."""
+    tf = parse_tasks(raw, source)
+    for spec in tf.tasks:
+        try:
+            task_type(spec)
+        except TaskFileError as err:
+            raise TaskFileError(f"{source}: {err}") from None
+    return tf
+
+
+def test_a_number_written_as_a_string_is_read_as_a_number():
+    # YAML reads 1e-4 (no dot) as a string; every float option accepts such a string
+    (spec,) = parse_tasks({"intent": {**SNIPS, "loss_weight": "1e-1"}}).tasks
+    assert spec.loss_weight == 0.1
+
+
+def test_class_weighting_is_for_classification_like_tasks():
+    with pytest.raises(TaskFileError, match="class_weighting applies to classification-like tasks, not to tagging"):
+        _check({"slots": {**SNIPS, "task_type": "NER", "class_weighting": "inverse_frequency"}})
 
 
 def test_missing_task_type_and_bad_structure(tmp_path):
@@ -199,7 +229,7 @@ def test_pickled_label_map_is_refused(tmp_path, name):
     path.write_bytes(pickle.dumps(["O", "B-X", "I-X"]))  # a .txt name does not fool the reader
     spec = TaskSpec(name="tags", task_type="NER", label_map_or_file=str(path))
     with pytest.raises(DataFormatError, match="pickle") as err:
-        resolve_labels(spec, [])
+        task_type(spec).resolve_labels([])
     assert name in str(err.value)
 
 
@@ -208,7 +238,7 @@ def test_json_and_text_label_maps(tmp_path):
     (tmp_path / "l.txt").write_text("a\nb\nc\n")
     for name in ("l.json", "l.txt"):
         spec = TaskSpec(name="t", task_type="classification", label_map_or_file=str(tmp_path / name))
-        assert resolve_labels(spec, []) == ["a", "b", "c"]
+        assert task_type(spec).resolve_labels([]) == ["a", "b", "c"]
     assert read_label_file(tmp_path / "l.json") == ["a", "b", "c"]
 
 
@@ -216,13 +246,13 @@ def test_class_num_mismatch_names_task_and_counts():
     spec = TaskSpec(name="intent", task_type="classification", label_map_or_file="snips/intent_label.txt",
                     class_num=8)
     with pytest.raises(TaskFileError, match=r"task 'intent': class_num is 8 but the label inventory has 7"):
-        resolve_labels(spec, [])
+        task_type(spec).resolve_labels([])
 
 
 def test_class_num_checked_against_labels_collected_from_data():
     spec = TaskSpec(name="t", task_type="classification", format="csv", class_num=3)
     records = [{"label": x} for x in ("a", "b", "a", "b")]
     with pytest.raises(TaskFileError, match="class_num is 3 but the label inventory has 2"):
-        resolve_labels(spec, records)
+        task_type(spec).resolve_labels(records)
     spec.class_num = 2
-    assert resolve_labels(spec, records) == ["a", "b"]
+    assert task_type(spec).resolve_labels(records) == ["a", "b"]

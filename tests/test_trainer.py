@@ -17,12 +17,14 @@ import torch
 import torch.nn.functional as F
 
 from mtl_lib.data import Collator
-from mtl_lib.model import MultiTaskModel
-from mtl_lib.sampling import SAMPLERS, AnnealedSampler, make_sampler
-from mtl_lib.task_data import InputGroup, build_groups, encode_records
-from mtl_lib.tasks import TaskSpec
-from mtl_lib.trainer import Trainer, TrainerConfig, TrainingDiverged
-from mtl_lib.weighting import WEIGHTINGS, DWAWeighting, UncertaintyWeighting, make_weighting
+from mtl_lib.data.sources import InputGroup
+from mtl_lib.experiment import build_groups
+from mtl_lib.models.multitask import MultiTaskModel
+from mtl_lib.tasks.spec import TaskSpec
+from mtl_lib.training.config import TrainerConfig
+from mtl_lib.training.sampling import SAMPLERS, AnnealedSampler, make_sampler
+from mtl_lib.training.trainer import Trainer, TrainingDiverged
+from mtl_lib.training.weighting import WEIGHTINGS, DWAWeighting, UncertaintyWeighting, make_weighting
 
 SIZES = [100, 20, 5]
 
@@ -241,15 +243,15 @@ def test_examples_without_a_task_label_are_masked_out_of_its_loss(tiny_snips, ma
     records = [dict(r) for r in snips.records["train"][:16]]
     for r in records[1::2]:
         del r["intent"]  # half the utterances have slots only
-    feats = encode_records(records, [intent, slots], enc.tokenizer)
+    (group,) = build_groups([intent, slots], enc.tokenizer, splits=("train",), records={"train": records})
+    feats = group.splits["train"]
     assert [("intent" in f["labels"]) for f in feats] == [True, False] * 8
     model = no_dropout(make_snips_model())
     reference = copy.deepcopy(model).eval()
-    group = InputGroup("half", [intent, slots], {"train": feats})
     history = Trainer(model, [group], max_steps=1, batch_size=16, max_grad_norm=0.0, progress=False).fit()
     logged = {r["task"]: r["loss"] for r in history.train_rows()}
 
-    collate = Collator(enc.tokenizer.pad_token_id)
+    collate = Collator.for_tokenizer(enc.tokenizer, {"intent": "class", "slots": "token"})
     with torch.no_grad():
         lab = collate(feats[0::2])
         logits = reference(lab["input_ids"], lab["attention_mask"], lab.get("token_type_ids"))["intent"]
@@ -267,8 +269,7 @@ def test_a_batch_with_no_label_for_a_task_neither_diverges_nor_logs_a_fake_loss(
     enc, (snips,) = tiny_snips
     intent, slots = snips.tasks
     records = [{k: v for k, v in r.items() if k != "intent"} for r in snips.records["train"][:16]]
-    feats = encode_records(records, [intent, slots], enc.tokenizer)
-    group = InputGroup("slots-only", [intent, slots], {"train": feats})
+    (group,) = build_groups([intent, slots], enc.tokenizer, splits=("train",), records={"train": records})
     history = Trainer(make_snips_model(), [group], max_steps=2, batch_size=8, progress=False).fit()
     assert len(history.train_rows("slots")) == 2
     assert history.train_rows("intent") == []  # nothing to learn from, nothing logged
@@ -318,7 +319,7 @@ def test_gradient_accumulation_equals_one_big_batch(tiny_snips, intent16, no_dro
         assert trainer.steps_per_epoch == 1
         seen = _grab_grads(trainer)
         batches = []
-        trainer._collate = (lambda f, c=trainer._collate, b=batches: b.append(len(f)) or c(f))
+        trainer.collate = (lambda f, c=trainer.collate, b=batches: b.append(len(f)) or c(f))
         trainer.fit()
         assert trainer.step == 2 and batches == [bs] * (2 * accum)
         grads[bs] = seen
@@ -448,10 +449,11 @@ def test_early_stopping_after_patience_keeps_the_best_checkpoint(tiny_snips, mak
     trainer.evaluate = scripted
     trainer.fit()
     assert trainer.step == 4  # stopped after 2 evaluations without improvement
-    assert trainer.best_score == pytest.approx(0.60)
-    best = json.loads((tmp_path / "best" / "trainer_state.json").read_text())
+    assert trainer.state_dict()["callbacks"]["checkpoint"]["best_score"] == pytest.approx(0.60)
+    best = json.loads((tmp_path / "best" / "config.json").read_text())["run"]
     last = json.loads((tmp_path / "last" / "trainer_state.json").read_text())
-    assert (best["step"], last["step"]) == (2, 4)
+    assert (best["step"], best["dev_score"], last["step"]) == (2, pytest.approx(0.60), 4)
+    assert not (tmp_path / "best" / "optimizer.safetensors").exists()  # best/ is weights + config
 
 
 def test_nan_loss_raises_training_diverged_naming_task_and_step(tiny_snips, make_snips_model, tmp_path):

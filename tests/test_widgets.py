@@ -1,4 +1,4 @@
-"""Tests for mtl_lib.widgets, headless: set ``.value``, ``.click()``, assert on state and images.
+"""Tests for the widgets of mtl_lib.ui, headless: set ``.value``, ``.click()``, assert on state and images.
 
 References: scikit-learn (per-class scores), seqeval (entity report), the tokenizer itself
 (pieces and word ids), the trainer's History (what the dashboard averages and plots).
@@ -18,9 +18,13 @@ from seqeval.metrics import classification_report
 from sklearn.metrics import precision_recall_fscore_support
 
 from mtl_lib import EncoderNotAvailable, Trainer, TrainerConfig, build_experiment, snips_tasks
-from mtl_lib.encoders import ENCODER_TABLE, list_encoders
-from mtl_lib.evaluation import collect_predictions
-from mtl_lib.widgets import ClassMetricsExplorer, EncoderPicker, ExperimentPanel, LiveDashboard, task_choices
+from mtl_lib.evaluation.evaluate import collect_predictions
+from mtl_lib.models.encoders import ENCODER_TABLE, list_encoders
+from mtl_lib.task_types import task_type
+from mtl_lib.ui.class_metrics import ClassMetricsExplorer
+from mtl_lib.ui.encoder_picker import EncoderPicker
+from mtl_lib.ui.experiment_panel import ExperimentPanel, task_choices
+from mtl_lib.ui.live_dashboard import LiveDashboard
 
 AVAILABLE = {i.name for i in list_encoders() if i.available}
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -223,7 +227,9 @@ def test_task_choices_are_valid_specs():
     specs = task_choices(50)
     assert [s.name for s in specs.values()] == ["intent", "slots", "ner", "paraphrase"]
     assert all(s.max_examples == 50 for s in specs.values())
-    assert specs["CoNLL NER"].label_field == "tags"
+    types = {k: task_type(s) for k, s in specs.items()}  # each a valid spec of its type
+    assert types["CoNLL NER"].name == "tagging" and specs["CoNLL NER"].label_field == "tags"
+    assert types["MRPC paraphrase"].reads_pairs
 
 
 def test_panel_run_blocking_exposes_results():

@@ -127,7 +127,7 @@ def _resolve(dotted: str):
 # --------------------------------------------------------------------------- encoders
 class EncoderTable(_Directive):
     def run(self):
-        from mtl_lib.encoders import DEFAULT_ENCODER, ENCODER_TABLE, POOLING, list_encoders
+        from mtl_lib.models.encoders import DEFAULT_ENCODER, ENCODER_TABLE, POOLING, list_encoders
 
         infos = {e.name: e for e in list_encoders()}
         expected = {DEFAULT_ENCODER} | {n for names in ENCODER_TABLE.values() for n in names}
@@ -206,8 +206,8 @@ class FieldsTable(_Directive):
 
 class TaskTypesTable(_Directive):
     def run(self):
-        from mtl_lib.heads import HEADS
-        from mtl_lib.tasks import ALIASES, DEFAULT_LOSS, DEFAULT_METRICS, TASK_TYPES
+        from mtl_lib.models.heads import HEADS
+        from mtl_lib.tasks.spec import ALIASES, DEFAULT_LOSS, DEFAULT_METRICS, TASK_TYPES
 
         aliases = {}
         for alias, canonical in ALIASES.items():
@@ -221,7 +221,7 @@ class TaskTypesTable(_Directive):
                      "pair_classification": "SentencePairClassification",
                      "tagging": "NER"}.get(tt, "")
             if alias and alias.lower() not in aliases.get(tt, []):
-                self.warn(f"alias {alias} of {tt} is not accepted by mtl_lib.tasks any more")
+                self.warn(f"alias {alias} of {tt} is not accepted by mtl_lib.tasks.spec any more")
             rows.append([literal(tt) + (f"\n\nalias ``{alias}``" if alias else ""),
                          f"``{head.__name__}``\n\nreads the {reads}", shapes[head.level],
                          literal(DEFAULT_LOSS[tt]),
@@ -266,10 +266,10 @@ class ErrorExample(_Directive):
         if sc.code.startswith("$ "):
             body = [sc.code] + outcome.message.split("\n") + [f"(exit status {outcome.error[5:]})"]
         else:
-            module = {"TaskFileError": "mtl_lib.tasks", "DataFormatError": "mtl_lib.data",
-                      "CheckpointError": "mtl_lib.checkpoint",
-                      "EncoderNotAvailable": "mtl_lib.encoders",
-                      "TrainingDiverged": "mtl_lib.trainer"}.get(outcome.error)
+            module = {"TaskFileError": "mtl_lib.tasks.spec", "DataFormatError": "mtl_lib.data",
+                      "CheckpointError": "mtl_lib.models.safe_files",
+                      "EncoderNotAvailable": "mtl_lib.models.encoders",
+                      "TrainingDiverged": "mtl_lib.training.trainer"}.get(outcome.error)
             first, *rest = outcome.message.split("\n")
             error = f"{module}.{outcome.error}" if module else outcome.error
             body = [f">>> {imp}" for imp in mtl_errors.imports_for(sc.code)]
@@ -400,7 +400,7 @@ class Gallery(_Directive):
                 lines += ["   " + ln for ln in caption.split("\n")] + [""]
             return self.emit(lines)
         out = generated_dir(self.env)
-        from mtl_lib.plots import plot_losses, plot_metrics, save_figure
+        from mtl_lib.ui.plots import plot_losses, plot_metrics, save_figure
 
         records = _illustration_history()
         save_figure(plot_losses(records), out / "fallback_losses.png")

@@ -1,4 +1,4 @@
-"""Data layer: readers with validation, tokenization helpers, collation and batching.
+"""Data layer: readers with validation, where each split is, tokenization, collation, batching.
 
 Readers raise :class:`DataFormatError` (``path:line: what was expected``) for any problem
 in a file. Real data sets live under :func:`data_root`.
@@ -12,23 +12,27 @@ Examples
 """
 
 from .batching import Collator, length_bucketed_batches
-from .encoding import IGNORE_INDEX, align_word_labels, encode_example
+from .encoding import IGNORE_INDEX, align_word_labels, encode_example, encode_records
 from .files import DataFormatError, data_root
 from .readers import read_conll, read_jointbert, read_label_file, read_trec
+from .sources import InputGroup, read_split
 from .tables import read_hierarchical_table, read_table
 
 __all__ = [
     "IGNORE_INDEX",
     "Collator",
     "DataFormatError",
+    "InputGroup",
     "align_word_labels",
     "data_root",
     "encode_example",
+    "encode_records",
     "length_bucketed_batches",
     "read_conll",
     "read_hierarchical_table",
     "read_jointbert",
     "read_label_file",
+    "read_split",
     "read_table",
     "read_trec",
 ]

@@ -6,7 +6,6 @@ length in the same batch, removes most of the padding a fixed ``max_length`` wou
 
 from __future__ import annotations
 
-import numbers
 from collections.abc import Sequence
 
 import torch
@@ -16,17 +15,7 @@ from .encoding import IGNORE_INDEX
 __all__ = ["Collator", "length_bucketed_batches"]
 
 
-def _label_kind(value, task: str) -> str:
-    """"class" for an int, "token" for a list of ints, "multi" for a list of floats."""
-    if isinstance(value, numbers.Integral):
-        return "class"
-    if isinstance(value, (list, tuple)) and value:
-        if all(isinstance(v, numbers.Integral) for v in value):
-            return "token"
-        if all(isinstance(v, numbers.Real) for v in value):
-            return "multi"
-    raise TypeError(f"labels[{task!r}] must be an int, a non-empty list of ints (token labels) "
-                    f"or a list of floats (multilabel targets); got {value!r}")
+LABEL_KINDS = ("class", "token", "multi")
 
 
 class Collator:
@@ -38,33 +27,46 @@ class Collator:
         The tokenizer's ``pad_token_id``, used to pad ``input_ids``.
     padding_side : {"right", "left"}
         Where padding goes; token-level labels are padded on the same side.
+    label_kinds : dict of str to str, optional
+        How each task's labels stack (the task type says, see ``TaskType.label_kind``):
+
+        - ``"class"``: one ``int`` per example -> ``(B,)``, long;
+        - ``"token"``: a ``list[int]`` of length T_i, one per token -> ``(B, T)``, long,
+          padded with -100;
+        - ``"multi"``: a ``list[float]`` of length C (0./1. targets) -> ``(B, C)``, float.
 
     Notes
     -----
     Each feature is a dict with ``input_ids``, ``attention_mask``, optionally
-    ``token_type_ids``, and optionally ``labels: {task: value}`` where value is
-
-    - an ``int`` (classification) -> tensor ``(B,)``, long;
-    - a ``list[int]`` of length T_i, one per token (tagging) -> ``(B, T)``, long, padded -100;
-    - a ``list[float]`` of length C (multilabel 0./1. targets) -> ``(B, C)``, float.
-      Multilabel targets must be floats, so that they cannot be mistaken for token labels.
-
-    An example without a label for some task gets -100 (a row of -100 for tagging and
-    multilabel), which the losses mask. Other keys (e.g. ``word_ids``) are ignored.
+    ``token_type_ids``, and optionally ``labels: {task: value}``. An example without a label
+    for some task gets -100 (a row of -100 for token and multi labels), which the losses mask.
+    Other keys (e.g. ``word_ids``) are ignored.
 
     Returns (from ``__call__``) ``{"input_ids": (B, T), "attention_mask": (B, T),
     ["token_type_ids": (B, T)], "labels": {task: tensor}}`` with T = longest ``input_ids``.
     """
 
-    def __init__(self, pad_token_id: int, padding_side: str = "right") -> None:
+    def __init__(self, pad_token_id: int, padding_side: str = "right",
+                 label_kinds: dict[str, str] | None = None) -> None:
         if padding_side not in ("right", "left"):
             raise ValueError(f"padding_side must be 'right' or 'left', got {padding_side!r}")
         if pad_token_id is None:
             raise ValueError("pad_token_id is None: the tokenizer has no padding token")
+        bad = {t: k for t, k in (label_kinds or {}).items() if k not in LABEL_KINDS}
+        if bad:
+            raise ValueError(f"label kinds must be one of {LABEL_KINDS}, got {bad}")
         self.pad_token_id = int(pad_token_id)
         self.padding_side = padding_side
+        self.label_kinds = dict(label_kinds or {})
 
-    def _span(self, n: int, width: int) -> slice:
+    @classmethod
+    def for_tokenizer(cls, tokenizer, label_kinds: dict[str, str] | None = None) -> Collator:
+        """The collator for a tokenizer's padding token and side (left for XLNet)."""
+        return cls(tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0,
+                   tokenizer.padding_side, label_kinds)
+
+    def positions(self, n: int, width: int) -> slice:
+        """Where an example of ``n`` tokens sits in a batch padded to ``width``."""
         return slice(0, n) if self.padding_side == "right" else slice(width - n, width)
 
     def __call__(self, features: Sequence[dict]) -> dict:
@@ -85,7 +87,7 @@ class Collator:
                 if len(f[key]) != lengths[i]:
                     raise ValueError(f"feature {i}: {key} has {len(f[key])} entries but "
                                      f"input_ids has {lengths[i]}")
-                out[i, self._span(lengths[i], width)] = torch.as_tensor(f[key], dtype=torch.long)
+                out[i, self.positions(lengths[i], width)] = torch.as_tensor(f[key], dtype=torch.long)
             batch[key] = out
         batch["labels"] = self._collate_labels(features, lengths, width)
         return batch
@@ -96,12 +98,13 @@ class Collator:
         out = {}
         for task in tasks:
             values = [labels.get(task) for labels in per_example]
-            kinds = {_label_kind(v, task) for v in values if v is not None}
-            if len(kinds) > 1:
-                raise TypeError(f"labels[{task!r}] mixes kinds across the batch: {sorted(kinds)}")
-            kind = kinds.pop()
+            kind = self.label_kinds.get(task)
+            if kind is None:
+                raise ValueError(f"labels of task {task!r} found, but the collator was not told their "
+                                 f"kind; pass label_kinds={{{task!r}: 'class' | 'token' | 'multi'}}")
+            _check_kind(task, kind, values)
             if kind == "class":
-                out[task] = torch.tensor([IGNORE_INDEX if v is None else int(v) for v in values])
+                out[task] = torch.tensor([IGNORE_INDEX if v is None else v for v in values])
                 continue
             if kind == "token":
                 tensor = torch.full((len(values), width), IGNORE_INDEX, dtype=torch.long)
@@ -118,11 +121,26 @@ class Collator:
                     if len(v) != lengths[i]:
                         raise ValueError(f"feature {i}: labels[{task!r}] has {len(v)} token "
                                          f"labels but input_ids has {lengths[i]} tokens")
-                    tensor[i, self._span(lengths[i], width)] = torch.as_tensor(v)
+                    tensor[i, self.positions(lengths[i], width)] = torch.as_tensor(v)
                 else:
                     tensor[i] = torch.as_tensor(v, dtype=torch.float)
             out[task] = tensor
         return out
+
+
+_KIND_TEXT = {"class": "an int (a class id)", "token": "a list of ints (one per token)",
+              "multi": "a list of 0./1. floats (one per label)"}
+
+
+def _check_kind(task: str, kind: str, values: list) -> None:
+    """Every label of ``task`` must be of the kind its task type declared."""
+    for i, v in enumerate(values):
+        if v is None:
+            continue
+        ok = isinstance(v, int) and not isinstance(v, bool) if kind == "class" else \
+            isinstance(v, (list, tuple)) and all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in v)
+        if not ok:
+            raise TypeError(f"feature {i}: labels[{task!r}] must be {_KIND_TEXT[kind]}, got {v!r}")
 
 
 def length_bucketed_batches(

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-__all__ = ["IGNORE_INDEX", "encode_example", "align_word_labels"]
+__all__ = ["IGNORE_INDEX", "encode_example", "encode_records", "align_word_labels"]
 
 #: Label value ignored by the losses (PyTorch's cross-entropy default ``ignore_index``).
 IGNORE_INDEX = -100
@@ -68,6 +68,47 @@ def encode_example(
         features["token_type_ids"] = list(enc["token_type_ids"])
     features["word_ids"] = enc.word_ids()
     return features
+
+
+def encode_records(records: Sequence[dict], tokenizer, max_length: int = 128) -> list[dict]:
+    """Tokenize read records (pre-split ``words``, optional ``words_b``) in one batch call.
+
+    Returns
+    -------
+    list of dict
+        One feature per record, as :func:`encode_example`, plus ``n_words`` (of the first
+        sentence), ``truncated`` (was anything cut at ``max_length``) and ``labels: {}`` for
+        the task types to fill. For a pair, ``word_ids`` keeps only the first sentence's words
+        (the second sentence's tokens map to None): word labels belong to the first.
+    """
+    if not records:
+        return []
+    words = [r["words"] for r in records]
+    pairs = [r.get("words_b") for r in records]
+    kw = dict(is_split_into_words=True, truncation=True, max_length=max_length)
+    if any(p is not None for p in pairs):
+        enc = tokenizer(words, [p or [] for p in pairs], **kw)
+    else:
+        enc = tokenizer(words, **kw)
+    features = []
+    for i in range(len(records)):
+        f = {k: enc[k][i] for k in ("input_ids", "attention_mask", "token_type_ids") if k in enc}
+        word_ids = enc.word_ids(i)
+        sequence = _sequence_ids(enc, i, len(word_ids))
+        f["word_ids"] = [w if s in (0, None) else None for w, s in zip(word_ids, sequence)]
+        f["n_words"] = len(words[i])
+        # the fast tokenizer keeps what it cut off, also inside one long word
+        f["truncated"] = bool(enc.encodings[i].overflowing) if enc.encodings is not None else False
+        f["labels"] = {}
+        features.append(f)
+    return features
+
+
+def _sequence_ids(enc, i: int, n: int) -> list[int | None]:
+    try:
+        return enc.sequence_ids(i)
+    except (ValueError, AttributeError):  # slow tokenizers have no sequence_ids
+        return [0] * n
 
 
 def align_word_labels(word_ids: Sequence[int | None], word_label_ids: Sequence[int]) -> list[int]:

@@ -223,7 +223,7 @@ def read_trec(path: str | os.PathLike) -> list[dict]:
     -------
     list of dict
         ``{"text": str, "path": (coarse, fine)}`` per question; the path feeds
-        :class:`~mtl_lib.hierarchy.PerLevelHierarchy`.
+        :class:`~mtl_lib.tasks.hierarchy.PerLevelHierarchy`.
     """
     path = Path(path)
     examples = []

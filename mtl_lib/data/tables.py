@@ -142,12 +142,7 @@ def read_table(
 
 
 def read_hierarchical_table(
-    path: str | os.PathLike,
-    text_columns: Sequence[str],
-    level_columns: Sequence[str],
-    delimiter: str | None = None,
-    quoting: str = "minimal",
-    encoding: str = "utf-8",
+    path: str | os.PathLike, text_columns: Sequence[str], level_columns: Sequence[str], **table: str | None
 ) -> list[dict]:
     """Read a table with text column(s) and one label column per hierarchy level.
 
@@ -159,6 +154,8 @@ def read_hierarchical_table(
         Joined with ``". "`` when more than one; empty pieces are left out.
     level_columns : sequence of str
         From the top level to the leaves. An empty value is an error: a path must be complete.
+    **table
+        ``delimiter``, ``quoting``, ``encoding``: as for :func:`read_table`.
 
     Returns
     -------
@@ -168,7 +165,12 @@ def read_hierarchical_table(
     if not text_columns or not level_columns:
         raise ValueError("text_columns and level_columns must each name at least one column")
     path = Path(path)
-    rows = _read_rows(path, [*text_columns, *level_columns], delimiter, quoting, encoding)
+    options = {"delimiter": None, "quoting": "minimal", "encoding": "utf-8"}
+    if set(table) - set(options):
+        raise TypeError(f"unknown table option(s) {sorted(set(table) - set(options))}; known: {sorted(options)}")
+    options |= table
+    rows = _read_rows(path, [*text_columns, *level_columns], options["delimiter"], options["quoting"],
+                      options["encoding"])
     examples = []
     for lineno, row in rows:
         values = {}

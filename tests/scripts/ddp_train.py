@@ -23,12 +23,11 @@ from pathlib import Path
 import torch
 from safetensors.torch import save_file
 
-import mtl_lib.checkpoint_io as checkpoint_io
-from mtl_lib.encoders import tiny_encoder
-from mtl_lib.model import MultiTaskModel
-from mtl_lib.task_data import build_groups
-from mtl_lib.tasks import TaskSpec
-from mtl_lib.trainer import Trainer
+from mtl_lib.experiment import build_groups
+from mtl_lib.models.multitask import MultiTaskModel
+from mtl_lib.models.tiny import tiny_encoder
+from mtl_lib.tasks.spec import TaskSpec
+from mtl_lib.training.trainer import Trainer
 
 
 def _tensors(named) -> dict[str, torch.Tensor]:
@@ -54,14 +53,15 @@ def run(out_dir: str, diag_dir: str) -> None:
 
     save_file(_tensors(model.state_dict().items()), str(diag / f"initial-rank{rank}.safetensors"))
 
-    original_save = checkpoint_io.save_training
+    original_write = MultiTaskModel.write_files
 
-    def recording_save(trainer, path):
+    def recording_write(self, directory, *args, **kwargs):
+        # every checkpoint's files are written by this method, into ".<name>.tmp-<pid>"
         with open(diag / f"writes-rank{rank}.txt", "a") as fh:
-            fh.write(f"{Path(path).name}\n")
-        return original_save(trainer, path)
+            fh.write(f"{Path(directory).name.lstrip('.').split('.tmp-')[0]}\n")
+        return original_write(self, directory, *args, **kwargs)
 
-    checkpoint_io.save_training = recording_save  # Trainer.save looks it up at call time
+    MultiTaskModel.write_files = recording_write
     try:
         # uncertainty weighting: its log-variances live outside the DDP-wrapped model, so their
         # gradients must be averaged across ranks too
@@ -84,7 +84,7 @@ def run(out_dir: str, diag_dir: str) -> None:
         trainer.optimizer.register_step_pre_hook(grab)
         trainer.fit()
     finally:
-        checkpoint_io.save_training = original_save
+        MultiTaskModel.write_files = original_write
 
     (diag / f"shards-rank{rank}.json").write_text(json.dumps(shards))
     save_file(first_grads, str(diag / f"grads-rank{rank}.safetensors"))

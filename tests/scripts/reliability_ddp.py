@@ -17,11 +17,10 @@ from pathlib import Path
 
 import torch
 
-from mtl_lib.encoders import tiny_encoder
-from mtl_lib.experiment import snips_tasks
-from mtl_lib.model import MultiTaskModel
-from mtl_lib.task_data import build_groups
-from mtl_lib.trainer import Trainer, TrainingDiverged
+from mtl_lib.experiment import build_groups, snips_tasks
+from mtl_lib.models.multitask import MultiTaskModel
+from mtl_lib.models.tiny import tiny_encoder
+from mtl_lib.training.trainer import Trainer, TrainingDiverged
 
 
 def main(out_dir: str, report_dir: str, bad_rank: int, bad_step: int) -> int:

@@ -44,9 +44,9 @@ import torch  # noqa: E402
 torch.set_num_threads(1)  # same arithmetic in every process; and the CPU is shared
 
 from mtl_lib import Trainer, build_experiment, load_model, snips_tasks  # noqa: E402
-from mtl_lib.checkpoint import resolve_checkpoint  # noqa: E402
-from mtl_lib.checkpoint_io import save_model  # noqa: E402
-from mtl_lib.task_data import build_groups  # noqa: E402
+from mtl_lib.experiment import build_groups  # noqa: E402
+from mtl_lib.models.multitask import save_model  # noqa: E402
+from mtl_lib.models.safe_files import resolve_checkpoint  # noqa: E402
 
 EXAMPLES = 48
 CONFIG = {"batch_size": 8, "encoder_lr": 1e-3, "classifier_lr": 5e-3, "eval_every": 10**6,
@@ -79,8 +79,8 @@ def _child(model, groups, out: Path, kill_in_window: bool) -> None:
     trainer = Trainer(model, groups, {**CONFIG, "max_steps": 10**6, "save_every": 1, "output_dir": str(out)})
     original_save = trainer.save
 
-    def save(name="last", path=None):
-        result = original_save(name, path)
+    def save(path, *args, **kwargs):
+        result = original_save(path, *args, **kwargs)
         say("saved", trainer.step)
         return result
 

@@ -15,7 +15,7 @@ import torch
 from safetensors.torch import save_file
 
 from mtl_lib.experiment import build_experiment, snips_tasks
-from mtl_lib.trainer import Trainer
+from mtl_lib.training.trainer import Trainer
 
 torch.set_num_threads(1)
 checkpoint, out, config = sys.argv[1], Path(sys.argv[2]), json.loads(sys.argv[3])

@@ -18,7 +18,7 @@ from matplotlib import colormaps
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, PercentFormatter
 
-__all__ = ["task_colors", "smooth", "plot_losses", "plot_metrics", "plot_per_class",
+__all__ = ["new_figure", "task_colors", "smooth", "plot_losses", "plot_metrics", "plot_per_class",
            "plot_confusion_matrix", "plot_sampler_mix", "plot_learning_rate", "save_figure"]
 
 
@@ -38,7 +38,8 @@ class _Figure(Figure):
         return buf.getvalue()
 
 
-def _figure(width: float, height: float) -> Figure:
+def new_figure(width: float, height: float) -> Figure:
+    """A Figure (no pyplot) that shows as PNG in a notebook."""
     return _Figure(figsize=(width, height), layout="constrained")
 
 
@@ -150,7 +151,7 @@ def plot_losses(history, smoothing: float | int = 0.9,
     tasks : iterable of str, optional
         Tasks to show (default: all).
     """
-    recs, fig = _records(history), _figure(8, 4.5)
+    recs, fig = _records(history), new_figure(8, 4.5)
     ax, colors, train = fig.add_subplot(), _history_colors(recs), _rows(recs, "train")
     if not train:
         return _empty(fig, ax, "training records")
@@ -178,13 +179,13 @@ def plot_metrics(history, tasks: Iterable[str] | None = None,
     recs = _records(history)
     evals = _rows(recs, "eval")
     if not evals:
-        fig = _figure(8, 4)
+        fig = new_figure(8, 4)
         return _empty(fig, fig.add_subplot(), "evaluation records")
     colors = _history_colors(recs)
     shown = _select(sorted({r["task"] for r in evals}), tasks)
     wanted = None if metrics is None else _names(metrics)
     ncols, nrows = min(len(shown), 3), -(-len(shown) // 3)
-    fig = _figure(4.2 * ncols + 0.6, 3.6 * nrows + 0.4)
+    fig = new_figure(4.2 * ncols + 0.6, 3.6 * nrows + 0.4)
     styles = ["-", "--", ":", "-."]
     for i, task in enumerate(shown):
         ax = fig.add_subplot(nrows, ncols, i + 1)
@@ -229,7 +230,7 @@ def plot_per_class(report: list[dict], metric: str | Sequence[str] = "f1", top: 
         rows.sort(key=lambda r: r[sort_by], reverse=not ascending)
     rows = rows[:top] if top else rows
     n, k = len(rows), len(metrics)
-    fig = _figure(8, max(2.5, 1.6 + n * (0.24 + 0.12 * (k - 1))))
+    fig = new_figure(8, max(2.5, 1.6 + n * (0.24 + 0.12 * (k - 1))))
     ax = fig.add_subplot()
     if not rows:
         return _empty(fig, ax, "classes")
@@ -282,7 +283,7 @@ def plot_confusion_matrix(matrix, labels: Sequence[str], normalize: bool = True,
         m = np.divide(m, totals, out=np.zeros_like(m), where=totals > 0)
     n = len(labels)
     side = max(4.5, 0.42 * n + 2.5)
-    fig = _figure(side + 1.2, side)
+    fig = new_figure(side + 1.2, side)
     ax = fig.add_subplot()
     im = ax.imshow(m, cmap="Blues", vmin=0, vmax=1 if normalize else max(m.max(), 1))
     cbar = fig.colorbar(im, ax=ax, shrink=0.8, format=_pct() if normalize else None)
@@ -306,7 +307,7 @@ def plot_sampler_mix(history, window: int = 50) -> Figure:
 
     Shows how the task sampler mixes tasks over time (proportional, temperature, annealed...).
     """
-    recs, fig = _records(history), _figure(8, 4)
+    recs, fig = _records(history), new_figure(8, 4)
     ax, colors, train = fig.add_subplot(), _history_colors(recs), _rows(recs, "train")
     if not train:
         return _empty(fig, ax, "training records")
@@ -337,7 +338,7 @@ def plot_sampler_mix(history, window: int = 50) -> Figure:
 
 def plot_learning_rate(history) -> Figure:
     """Learning rate against step (one point per step), to check warm-up and decay."""
-    fig = _figure(7, 3.5)
+    fig = new_figure(7, 3.5)
     ax, train = fig.add_subplot(), _rows(_records(history), "train")
     if not train:
         return _empty(fig, ax, "training records")

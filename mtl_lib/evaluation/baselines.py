@@ -17,8 +17,8 @@ import numpy as np
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import SGDClassifier
 
-from mtl_lib.hierarchical_metrics import hierarchical_metrics
-from mtl_lib.hierarchy import PerLevelHierarchy, texts_and_paths
+from ..tasks.hierarchy import PerLevelHierarchy, texts_and_paths
+from .hierarchical_metrics import hierarchical_metrics
 
 __all__ = ["TfidfSGDBaseline"]
 
@@ -104,6 +104,6 @@ class TfidfSGDBaseline:
 
     def test(self, records: Sequence[dict]) -> dict[str, float]:
         """Predict ``records`` and score them with
-        :func:`~mtl_lib.hierarchical_metrics.hierarchical_metrics`."""
+        :func:`~mtl_lib.evaluation.hierarchical_metrics.hierarchical_metrics`."""
         texts, paths = texts_and_paths(records)
         return hierarchical_metrics(paths, self.predict(texts))

@@ -1,13 +1,4 @@
-"""Safe, atomic checkpoints: a directory of safetensors and JSON, never a pickle.
-
-Layout of a checkpoint directory::
-
-    config.json          encoder name/family/pooling, tasks (with labels), training config
-    encoder/             the encoder's architecture config and tokenizer files
-    model.safetensors    encoder and head weights
-    optimizer.safetensors  optimiser tensors; its param_groups as JSON in the file's metadata
-    trainer_state.json   step, random-number state, data positions (for exact resume)
-    history.json         the training History
+"""Safe, atomic files for checkpoints: directories of safetensors and JSON, never a pickle.
 
 A checkpoint is first written to a temporary sibling directory, flushed, then renamed into
 place, so a crash while saving leaves the previous checkpoint intact. Loading reads only
@@ -26,12 +17,11 @@ from typing import Any
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 
-__all__ = ["CheckpointError", "save_checkpoint", "load_checkpoint", "resolve_checkpoint",
-           "atomic_directory", "optimizer_to_tensors", "optimizer_from_tensors"]
+__all__ = ["CheckpointError", "atomic_directory", "load_state_strict", "read_json", "read_tensors",
+           "resolve_checkpoint", "state_to_tensors"]
 
-FORMAT = "mtl_lib.checkpoint"
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".joblib", ".ckpt")
 
 
@@ -129,59 +119,13 @@ def resolve_checkpoint(path: str | Path) -> Path:
     raise CheckpointError(f"{path}: not a checkpoint (no config.json here or in best/ or last/)")
 
 
-def _state_to_tensors(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+def state_to_tensors(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     # clone: safetensors refuses tensors that share storage (tied weights) or are views
     return {k: v.detach().cpu().clone().contiguous() for k, v in state.items()}
 
 
-def optimizer_to_tensors(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], str]:
-    """Flatten an optimiser state into tensors ``state.<param>.<key>`` + JSON param_groups."""
-    sd = optimizer.state_dict()
-    tensors = {}
-    for idx, st in sd["state"].items():
-        for key, val in st.items():
-            tensors[f"state.{idx}.{key}"] = torch.as_tensor(val).detach().cpu().clone()
-    return tensors, json.dumps(sd["param_groups"])
-
-
-def optimizer_from_tensors(tensors: dict[str, torch.Tensor], groups_json: str) -> dict[str, Any]:
-    """Inverse of ``optimizer_to_tensors``: a dict for ``optimizer.load_state_dict``."""
-    state: dict[int, dict[str, torch.Tensor]] = {}
-    for name, val in tensors.items():
-        prefix, _, rest = name.partition(".")
-        idx, _, key = rest.partition(".")
-        if prefix != "state" or not idx.isdigit() or not key:
-            raise ValueError(f"unexpected tensor {name!r} (expected state.<parameter>.<key>)")
-        state.setdefault(int(idx), {})[key] = val
-    groups = json.loads(groups_json)
-    if not isinstance(groups, list) or not all(isinstance(g, dict) for g in groups):
-        raise ValueError("param_groups must be a JSON list of objects")
-    return {"state": state, "param_groups": groups}
-
-
-def save_checkpoint(path: str | Path, model, config: dict[str, Any],
-                    optimizer: torch.optim.Optimizer | None = None,
-                    extra_tensors: dict[str, torch.Tensor] | None = None,
-                    trainer_state: dict[str, Any] | None = None,
-                    history: list[dict] | None = None) -> Path:
-    """Write a checkpoint directory atomically (see module docstring for the layout)."""
-    path = Path(path)
-    with atomic_directory(path) as tmp:
-        (tmp / "config.json").write_text(json.dumps({"format": FORMAT, **config}, indent=2))
-        model.encoder.save_pretrained(tmp / "encoder")
-        save_file(_state_to_tensors(model.state_dict()), str(tmp / "model.safetensors"))
-        if optimizer is not None:
-            tensors, groups = optimizer_to_tensors(optimizer)
-            tensors.update({f"extra.{k}": v.detach().cpu().clone() for k, v in (extra_tensors or {}).items()})
-            save_file(tensors, str(tmp / "optimizer.safetensors"), metadata={"param_groups": groups})
-        if trainer_state is not None:
-            (tmp / "trainer_state.json").write_text(json.dumps(trainer_state))
-        if history is not None:
-            (tmp / "history.json").write_text(json.dumps(history))
-    return path
-
-
-def _read_json(path: Path) -> Any:
+def read_json(path: Path) -> Any:
+    """A JSON file's content; a missing or broken file is a CheckpointError."""
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -190,7 +134,7 @@ def _read_json(path: Path) -> Any:
         raise CheckpointError(f"{path}: not valid JSON ({err})") from None
 
 
-def _pickles_instead(missing: Path, match: str = "") -> str:
+def pickles_instead(missing: Path, match: str = "") -> str:
     """Why ``missing`` is missing, when pickled files (e.g. pytorch_model.bin) sit in its place."""
     found = sorted(p.name for p in missing.parent.iterdir()
                    if p.suffix in PICKLE_SUFFIXES and match in p.name) if missing.parent.is_dir() else []
@@ -200,9 +144,10 @@ def _pickles_instead(missing: Path, match: str = "") -> str:
             "mtl_lib checkpoints are safetensors + JSON")
 
 
-def _read_tensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+def read_tensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """A safetensors file's tensors and metadata; a missing or broken file is a CheckpointError."""
     if not path.is_file():
-        raise CheckpointError(f"{path}: missing{_pickles_instead(path)}")
+        raise CheckpointError(f"{path}: missing{pickles_instead(path)}")
     try:
         from safetensors import safe_open
 
@@ -211,45 +156,6 @@ def _read_tensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
         return load_file(str(path)), meta
     except (SafetensorError, OSError, ValueError) as err:
         raise CheckpointError(f"{path}: truncated or not a safetensors file ({err})") from None
-
-
-def load_checkpoint(path: str | Path, with_optimizer: bool = False) -> dict[str, Any]:
-    """Read a checkpoint (no model built): config, weights and, optionally, optimiser state.
-
-    Returns
-    -------
-    dict
-        ``config`` (dict), ``model_state`` ({name: Tensor}), ``dir`` (Path), and when asked
-        ``optimizer_state`` (a dict for ``load_state_dict`` or None), ``extra_tensors``,
-        ``trainer_state`` and ``history`` (None when absent).
-    """
-    ckpt = resolve_checkpoint(path)
-    config = _read_json(ckpt / "config.json")
-    if not isinstance(config, dict) or config.get("format") != FORMAT:
-        raise CheckpointError(f"{ckpt / 'config.json'}: not an mtl_lib checkpoint config")
-    model_state, _ = _read_tensors(ckpt / "model.safetensors")
-    out: dict[str, Any] = {"config": config, "model_state": model_state, "dir": ckpt}
-    if with_optimizer:
-        opt_file = ckpt / "optimizer.safetensors"
-        out["optimizer_state"], out["extra_tensors"] = None, {}
-        if not opt_file.exists() and (why := _pickles_instead(opt_file, "optim")):
-            raise CheckpointError(f"{opt_file}: missing{why}")
-        if opt_file.exists():
-            tensors, meta = _read_tensors(opt_file)
-            extra = {k[6:]: v for k, v in tensors.items() if k.startswith("extra.")}
-            rest = {k: v for k, v in tensors.items() if not k.startswith("extra.")}
-            if "param_groups" not in meta:
-                raise CheckpointError(f"{opt_file}: missing param_groups metadata")
-            try:
-                out["optimizer_state"] = optimizer_from_tensors(rest, meta["param_groups"])
-            except ValueError as err:  # json.JSONDecodeError is a ValueError too
-                raise CheckpointError(f"{opt_file}: not an optimiser state written by mtl_lib ({err})") from None
-            out["extra_tensors"] = extra
-        ts = ckpt / "trainer_state.json"
-        out["trainer_state"] = _read_json(ts) if ts.exists() else None
-    hist = ckpt / "history.json"
-    out["history"] = _read_json(hist) if hist.exists() else None
-    return out
 
 
 def load_state_strict(module: torch.nn.Module, state: dict[str, torch.Tensor], where: str) -> None:

@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-IGNORE_INDEX = -100
+from ..data.encoding import IGNORE_INDEX
 
 
 def _zero_like_loss(logits: Tensor) -> Tensor:
@@ -118,7 +118,7 @@ class NERLoss(nn.Module):
         return F.cross_entropy(logits[counted], labels[counted])
 
 
-class WeightedNLLLoss(nn.Module):
+class WeightedNLLLoss(CrossEntropyLoss):
     """Class-weighted, averaged negative log-likelihood (the DB_Linear loss).
 
     The head outputs raw scores; this loss applies LogSoftmax itself and then computes
@@ -127,21 +127,10 @@ class WeightedNLLLoss(nn.Module):
 
     i.e. each example's NLL is weighted by the weight of its true class, and the total is
     divided by the sum of those weights (not by N). With ``weight=None`` every class weighs 1
-    and L is the plain mean NLL. This is exactly ``F.nll_loss(log_softmax(x), y, weight=w)``
-    with the default ``reduction="mean"``; it is written out here so the formula is visible.
-
-    Parameters
-    ----------
-    weight : Tensor of shape (C,), optional
-        Per-class weights; see :func:`class_weights`.
-    ignore_index : int
-        Targets with this value are skipped (default -100).
+    and L is the plain mean NLL. This is exactly :class:`CrossEntropyLoss` with the same
+    weights (PyTorch's ``F.nll_loss(log_softmax(x), y, weight=w)``); only ``forward`` is written
+    out here, so the formula is visible. Same parameters as :class:`CrossEntropyLoss`.
     """
-
-    def __init__(self, weight: Tensor | None = None, ignore_index: int = IGNORE_INDEX) -> None:
-        super().__init__()
-        self.register_buffer("weight", weight, persistent=False)
-        self.ignore_index = ignore_index
 
     def forward(self, logits: Tensor, labels: Tensor) -> Tensor:
         """Return the weighted mean NLL.

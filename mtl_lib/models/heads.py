@@ -15,6 +15,7 @@ Linear weights start from normal(0, 0.02) with zero bias, as transformers initia
 classifier layers. The draw uses torch's global generator, so ``torch.manual_seed`` before
 building the model makes it reproducible.
 
+Which task type uses which head is said by the task type (:mod:`mtl_lib.task_types`).
 Taught in notebook 02 (heads and losses).
 """
 
@@ -27,8 +28,18 @@ from torch import Tensor, nn
 INIT_STD = 0.02  # transformers' default initializer_range
 
 
-class _LinearHead(nn.Module):
-    """Dropout + Linear(hidden_size, num_labels); subclasses choose the input."""
+class LinearHead(nn.Module):
+    """Dropout + Linear(hidden_size, num_labels); subclasses choose the input (:meth:`select`).
+
+    Parameters
+    ----------
+    hidden_size : int
+        H, the encoder's hidden size.
+    num_labels : int
+        C, the number of classes (tags, labels, leaves).
+    dropout : float
+        Dropout probability before the linear layer (active only in training mode).
+    """
 
     level: ClassVar[str] = "sequence"
 
@@ -46,40 +57,35 @@ class _LinearHead(nn.Module):
     def extra_repr(self) -> str:
         return f"level={self.level!r}"
 
+    def select(self, hidden: Tensor, pooled: Tensor) -> Tensor:
+        """What the head reads: ``pooled (B, H)`` or ``hidden (B, T, H)``."""
+        raise NotImplementedError
 
-class ClassificationHead(_LinearHead):
-    """Single-sentence classification: scores over C classes from the pooled vector.
-
-    Parameters
-    ----------
-    hidden_size : int
-        H, the encoder's hidden size.
-    num_labels : int
-        C, the number of classes.
-    dropout : float
-        Dropout probability before the linear layer (active only in training mode).
-    """
-
-    level: ClassVar[str] = "sequence"
-
-    def forward(
-        self, hidden: Tensor, pooled: Tensor, attention_mask: Tensor | None = None
-    ) -> Tensor:
-        """Score each example.
+    def forward(self, hidden: Tensor, pooled: Tensor, attention_mask: Tensor | None = None) -> Tensor:
+        """Score each example (or each token).
 
         Parameters
         ----------
         hidden : Tensor of shape (B, T, H)
-            Token hidden states (unused here; part of the shared signature).
+            Token hidden states.
         pooled : Tensor of shape (B, H)
         attention_mask : Tensor of shape (B, T), optional
-            Unused; part of the shared signature.
+            Unused; part of the shared signature (padding is excluded by losses and decoding).
 
         Returns
         -------
-        Tensor of shape (B, C)
+        Tensor of shape (B, C) for a sequence-level head, (B, T, C) for a token-level one
         """
-        return self.linear(self.dropout(pooled))  # (B, H) -> (B, C)
+        return self.linear(self.dropout(self.select(hidden, pooled)))  # (B, [T,] H) -> (B, [T,] C)
+
+
+class ClassificationHead(LinearHead):
+    """Single-sentence classification: scores over C classes from the pooled vector."""
+
+    level: ClassVar[str] = "sequence"
+
+    def select(self, hidden: Tensor, pooled: Tensor) -> Tensor:
+        return pooled  # (B, H)
 
 
 class PairClassificationHead(ClassificationHead):
@@ -120,77 +126,14 @@ class HierarchicalHead(ClassificationHead):
         super().__init__(hidden_size, num_labels, dropout)
 
 
-class TaggingHead(_LinearHead):
+class TaggingHead(LinearHead):
     """Token tagging (NER, slot filling): scores over C tags for every token.
 
     Every token gets scores, including padding and continuation sub-tokens; the loss
     (``NERLoss``) counts only word-start tokens, whose labels are not -100.
-
-    Parameters
-    ----------
-    hidden_size : int
-        H.
-    num_labels : int
-        C, the number of tags.
-    dropout : float
     """
 
     level: ClassVar[str] = "token"
 
-    def forward(
-        self, hidden: Tensor, pooled: Tensor, attention_mask: Tensor | None = None
-    ) -> Tensor:
-        """Score each token.
-
-        Parameters
-        ----------
-        hidden : Tensor of shape (B, T, H)
-        pooled : Tensor of shape (B, H)
-            Unused; part of the shared signature.
-        attention_mask : Tensor of shape (B, T), optional
-            Unused; padding is excluded by the loss and by decoding.
-
-        Returns
-        -------
-        Tensor of shape (B, T, C)
-        """
-        return self.linear(self.dropout(hidden))  # (B, T, H) -> (B, T, C)
-
-
-HEADS: dict[str, type[_LinearHead]] = {
-    "classification": ClassificationHead,
-    "pair_classification": PairClassificationHead,
-    "tagging": TaggingHead,
-    "multilabel": MultiLabelHead,
-    "hierarchical": HierarchicalHead,
-}
-"""Head class for each canonical task type."""
-
-
-def make_head(
-    task_type: str, hidden_size: int, num_labels: int, dropout: float = 0.1, **kw
-) -> nn.Module:
-    """Build the head for a task type.
-
-    Parameters
-    ----------
-    task_type : str
-        A key of :data:`HEADS` (canonical names; task-file aliases such as ``NER`` are
-        resolved by ``mtl_lib.tasks``).
-    hidden_size : int
-        H, the encoder's hidden size.
-    num_labels : int
-        Number of classes / tags / labels / leaves.
-    dropout : float
-        Dropout probability before the linear layer.
-    **kw
-        Passed on to the head class.
-
-    Raises
-    ------
-    ValueError
-        For an unknown task type; the message lists the known ones.
-    """
-    if task_type not in HEADS:
-        raise ValueError(f"unknown task type {task_type!r}; known types: {sorted(HEADS)}")
-    return HEADS[task_type](hidden_size, num_labels, dropout=dropout, **kw)
+    def select(self, hidden: Tensor, pooled: Tensor) -> Tensor:
+        return hidden  # (B, T, H)

@@ -22,6 +22,14 @@ class History:
     def append(self, record: dict) -> None:
         self.records.append(record)
 
+    def log_evaluation(self, step: int, epoch: float, split: str,
+                       metrics: dict[str, dict[str, float]]) -> None:
+        """Append one evaluation row per (task, metric)."""
+        for task, scores in metrics.items():
+            for metric, value in scores.items():
+                self.records.append({"kind": "eval", "step": step, "epoch": epoch, "split": split,
+                                     "task": task, "metric": metric, "value": value})
+
     def __len__(self) -> int:
         return len(self.records)
 

@@ -3,7 +3,7 @@
 ``y_true`` and ``y_pred`` are sequences of paths such as ``("LOC", "city")``. A class at
 level ``k`` is identified by its prefix ``path[: k + 1]``, so "food" under "dogs" and "food"
 under "cats" are different classes, and a right leaf name under a wrong parent counts as
-wrong. No :class:`~mtl_lib.hierarchy.PerLevelHierarchy` is needed: every quantity below only
+wrong. No :class:`~mtl_lib.tasks.hierarchy.PerLevelHierarchy` is needed: every quantity below only
 compares prefixes. All values are floats in ``[0, 1]`` (show percentages only in display).
 
 * per-level accuracy: fraction of examples whose first ``k + 1`` labels are all right;

@@ -30,9 +30,9 @@ from collections.abc import Sequence
 
 import torch
 
-__all__ = ["DECODINGS", "bio_constraints", "decode_tags", "viterbi_decode"]
+from ..tasks.spec import DECODINGS
 
-DECODINGS = ("bio", "argmax")
+__all__ = ["DECODINGS", "bio_constraints", "decode_tags", "viterbi_decode"]
 
 
 def bio_constraints(labels: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:

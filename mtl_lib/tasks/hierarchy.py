@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-import torch
+import numpy as np
 
 __all__ = ["PerLevelHierarchy", "texts_and_paths"]
 
@@ -56,10 +56,10 @@ class PerLevelHierarchy:
         ``k``; ``-1`` for the top level (its parent is the implicit root).
     leaves : list[tuple[str, ...]]
         Full paths of the leaves (= ``level_paths[-1]``); the order of the model's outputs.
-    leaf_to_ancestors : torch.Tensor
+    leaf_to_ancestors : numpy.ndarray
         ``(n_leaves, total_classes)`` float 0/1: row ``j`` marks leaf ``j`` and every ancestor
         of it (one class per level), in global indices.
-    ancestor_to_descendants : torch.Tensor
+    ancestor_to_descendants : numpy.ndarray
         ``(total_classes, total_classes)`` float 0/1: ``[a, d] = 1`` when ``a`` is ``d`` or an
         ancestor of ``d`` (reflexive).
     """
@@ -118,11 +118,11 @@ class PerLevelHierarchy:
 
     def _build_matrices(self) -> None:
         n_leaves, total = self.n_leaves, self.total_classes
-        self.leaf_to_ancestors = torch.zeros(n_leaves, total)  # (n_leaves, total_classes)
+        self.leaf_to_ancestors = np.zeros((n_leaves, total), dtype=np.float32)  # (n_leaves, total_classes)
         for j, leaf in enumerate(self.leaves):
             for k in range(self.depth):
                 self.leaf_to_ancestors[j, self.global_index(leaf[: k + 1])] = 1.0
-        self.ancestor_to_descendants = torch.eye(total)  # (total_classes, total_classes)
+        self.ancestor_to_descendants = np.eye(total, dtype=np.float32)  # (total_classes, total_classes)
         for k in range(1, self.depth):
             for path in self.level_paths[k]:
                 d = self.global_index(path)

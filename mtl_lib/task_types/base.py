@@ -1,0 +1,155 @@
+"""``TaskType``: everything that differs between kinds of task, in one small class per kind.
+
+A task type answers, for one task (a :class:`~mtl_lib.tasks.spec.TaskSpec`):
+
+- **labels**: what a record's gold label is (:meth:`gold`), which label names it holds
+  (:meth:`names`), the inventory (:meth:`resolve_labels`), the ids a feature carries for
+  training (:meth:`encode`) and how the collator stacks them (:attr:`label_kind`);
+- **model**: its head (:attr:`head`), its loss and class weighting (:meth:`build_loss`,
+  :meth:`class_weights`);
+- **reading outputs**: how logits become a prediction (:meth:`decode`), how predictions are
+  scored (:meth:`score`, :attr:`default_metrics`) and what the ``Predictor`` returns
+  (:meth:`present`).
+
+The base class is single-label classification; the other types override what differs.
+A new kind of task is one subclass, registered in :mod:`mtl_lib.task_types`, plus a test.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+import torch
+from torch import Tensor, nn
+
+from ..data.files import DataFormatError
+from ..data.readers import PLACEHOLDER_LABELS, read_label_file
+from ..data.sources import resolve_path
+from ..evaluation.metrics import METRICS
+from ..models.heads import ClassificationHead, LinearHead
+from ..models.losses import LOSSES, class_weights
+from ..tasks.spec import TaskFileError, TaskSpec
+
+__all__ = ["TaskType"]
+
+
+class TaskType:
+    """The common machinery, with single-label classification's behaviour as the default.
+
+    Parameters
+    ----------
+    spec : TaskSpec
+        The task; :meth:`complete` has filled in its defaults.
+    """
+
+    name: ClassVar[str] = ""
+    aliases: ClassVar[tuple[str, ...]] = ()  # other names a task file may use (multi-task-NLP's)
+    default_loss: ClassVar[str] = "CrossEntropyLoss"
+    default_metrics: ClassVar[tuple[str, ...]] = ("classification_accuracy", "classification_f1_score")
+    head: ClassVar[type[LinearHead]] = ClassificationHead
+    label_kind: ClassVar[str] = "class"  # how the Collator stacks labels: (B,)
+    reads_pairs: ClassVar[bool] = False  # the input is a sentence pair
+    weighted: ClassVar[bool] = True  # class_weighting applies to its loss
+
+    def __init__(self, spec: TaskSpec) -> None:
+        self.spec = spec
+        self.index = {label: i for i, label in enumerate(spec.labels)}
+
+    # -- the spec ------------------------------------------------------------------------------
+    @classmethod
+    def complete(cls, spec: TaskSpec) -> None:
+        """Fill in this type's defaults and check the names a task file may give."""
+        where = f"task {spec.name!r}"
+        spec.task_type = cls.name
+        spec.loss_type = spec.loss_type or cls.default_loss
+        spec.metrics = list(spec.metrics) or list(cls.default_metrics)
+        spec.label_field = spec.label_field or cls.default_label_field(spec.format)
+        if spec.loss_type not in LOSSES:
+            raise TaskFileError(f"{where}: loss_type {spec.loss_type!r} is not one of {', '.join(LOSSES)}")
+        for m in spec.metrics:
+            if m not in METRICS:
+                raise TaskFileError(f"{where}: metric {m!r} is not one of {', '.join(METRICS)}")
+        if spec.class_weighting != "uniform" and not cls.weighted:
+            raise TaskFileError(f"{where}: class_weighting applies to classification-like tasks, "
+                                f"not to {cls.name}")
+
+    @staticmethod
+    def default_label_field(fmt: str) -> str:
+        return {"jointbert": "intent", "conll": "tags", "trec": "path"}.get(fmt, "label")
+
+    # -- labels --------------------------------------------------------------------------------
+    def gold(self, record: dict) -> Any | None:
+        """The record's label as written, or None when the record has none for this task."""
+        value = record.get(self.spec.label_field)
+        return None if value is None else str(value)
+
+    def names(self, gold: Any) -> list:
+        """The label names a gold value holds (one here; a list for tags and multilabel)."""
+        return [gold]
+
+    def resolve_labels(self, train_records: Sequence[dict]) -> list:
+        """The label inventory: the spec's list, its label file, or what train holds (sorted)."""
+        spec = self.spec
+        if spec.labels:
+            labels = list(spec.labels)
+        elif spec.label_map_or_file:
+            labels = [x for x in read_label_file(resolve_path(spec.label_map_or_file))
+                      if x not in PLACEHOLDER_LABELS]
+        else:
+            labels = self.labels_from_data(train_records)
+        if spec.class_num is not None and spec.class_num != len(labels):
+            raise TaskFileError(f"task {spec.name!r}: class_num is {spec.class_num} but the label "
+                                f"inventory has {len(labels)} labels")
+        if not labels:
+            raise TaskFileError(f"task {spec.name!r}: no labels found")
+        return labels
+
+    def labels_from_data(self, records: Sequence[dict]) -> list:
+        return sorted({n for r in records if (g := self.gold(r)) is not None for n in self.names(g)})
+
+    def unknown(self, gold: Any) -> list:
+        """Label names in ``gold`` that the model cannot predict."""
+        return [n for n in self.names(gold) if n not in self.index]
+
+    def encode(self, gold: Any, feature: dict) -> Any:
+        """The training target of one example (all its labels are known)."""
+        return self.index[gold]
+
+    # -- the model -----------------------------------------------------------------------------
+    def build_head(self, hidden_size: int) -> nn.Module:
+        return self.head(hidden_size, self.spec.num_labels, dropout=self.spec.dropout_prob)
+
+    def build_loss(self, weight: Tensor | None = None) -> nn.Module:
+        loss = LOSSES[self.spec.loss_type]
+        return loss(weight) if weight is not None else loss()
+
+    def class_weights(self, features: Sequence[dict]) -> Tensor | None:
+        """Per-class loss weights from the training targets (None for uniform weighting)."""
+        if self.spec.class_weighting == "uniform":
+            return None
+        ids = [f["labels"][self.spec.name] for f in features if self.spec.name in f["labels"]]
+        return class_weights(ids, self.spec.num_labels, self.spec.class_weighting)
+
+    # -- reading outputs -----------------------------------------------------------------------
+    def decode(self, logits: Tensor, feature: dict) -> Any:
+        """A prediction from one example's logits ``(C,)``: the top class."""
+        return self.spec.labels[int(logits.argmax(-1))]
+
+    def score(self, golds: list, preds: list) -> dict[str, float]:
+        """The task's metrics over parallel lists of gold and predicted labels."""
+        return {m: float(METRICS[m](golds, preds)) for m in self.spec.metrics}
+
+    def present(self, logits: Tensor, feature: dict, words: list[str]) -> dict[str, Any]:
+        """What ``Predictor.predict`` returns for this task on one text."""
+        p = torch.softmax(logits.float(), -1)  # (C,)
+        j = int(p.argmax())
+        return {"label": self.spec.labels[j], "score": float(p[j]),
+                "scores": {str(lab): float(p[k]) for k, lab in enumerate(self.spec.labels)}}
+
+
+def unknown_label_error(spec: TaskSpec, source: str, index: int, label: Any) -> DataFormatError:
+    """The train split holds a label outside the inventory: say which, where, and from what."""
+    origin = spec.label_map_or_file or "the train data"
+    return DataFormatError(source, None, f"example {index + 1}: unknown label {label!r} for task "
+                           f"{spec.name!r} (the {len(spec.labels)} labels come from {origin})")
