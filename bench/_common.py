@@ -10,6 +10,11 @@ ratio *within* each repeat. Each script prints its ratio line last::
 
 and writes ``bench/results/<name>.json`` with the sides' medians, every repeat's time, the
 machine and the command line.
+
+The training benchmarks compare two kinds of side, both built here so that they get the same
+batches and optimiser: mtl_lib's ``Trainer`` continued a few steps at a time
+(:func:`stepped_trainer`), and the plain PyTorch loop one would write without it
+(:func:`plain_loop`).
 """
 
 from __future__ import annotations
@@ -22,7 +27,8 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -74,6 +80,46 @@ def parser(description: str) -> argparse.ArgumentParser:
                         "--quick writes nothing unless this is given)")
     p.add_argument("--repeats", type=int, default=None, help="timed repeats per side")
     return p
+
+
+@dataclass
+class Plan:
+    """The sizes of a timed benchmark, fixed once by :func:`begin`."""
+
+    device: torch.device
+    machine_start: dict  # machine_info() before any work: the load average the run started under
+    repeats: int  # timed repeats per side
+    steps: int | None  # optimiser steps per repeat (training benchmarks)
+    batch_size: int
+    warmup: int = 1  # untimed rounds before the timed repeats
+
+    @property
+    def total_steps(self) -> int:
+        """Optimiser steps a training side takes over the warm-up and timed rounds."""
+        return (self.warmup + self.repeats) * self.steps
+
+    def settings(self, **extra) -> dict:
+        """A training benchmark's sizes, device and threads for the result JSON, then ``extra``."""
+        return {"repeats": self.repeats, "warmup_repeats": self.warmup, "steps_per_repeat": self.steps,
+                "batch_size": self.batch_size, "samples_per_repeat": self.steps * self.batch_size,
+                "device": str(self.device), "threads": torch.get_num_threads()} | extra
+
+
+def begin(args, steps: tuple[int | None, int | None] = (None, None),
+          batch_size: tuple[int, int] = (8, 32)) -> Plan:
+    """Set up (:func:`setup`), note the machine, and fix the sizes of a run.
+
+    Sizes are ``(quick, full)`` pairs (repeats: 2 / 5), overridden by the script's
+    ``--repeats``, ``--steps`` and ``--batch-size`` options where it has them.
+    """
+    device = setup()
+    machine_start = machine_info()  # after setup(): it records the thread count
+
+    def pick(option: str, sizes: tuple):
+        return getattr(args, option, None) or sizes[0 if args.quick else 1]
+
+    return Plan(device, machine_start, pick("repeats", (2, 5)), pick("steps", steps),
+                pick("batch_size", batch_size))
 
 
 # -- machine and timing --------------------------------------------------------------------
@@ -221,9 +267,10 @@ def _rel(path: str) -> str:
 
 
 # -- models and data -----------------------------------------------------------------------
-def encoder_and_weights(quick: bool, texts=None):
-    """The encoder (minilm, or a tiny random BERT for --quick) and a directory holding its
-    config, weights and tokenizer, for the plain ``transformers`` baselines.
+def encoder_and_weights(quick: bool, n_texts: int = 50):
+    """The encoder (minilm, or for --quick a tiny random BERT whose tokenizer is trained on
+    ``n_texts`` SNIPS utterances) and a directory holding its config, weights and tokenizer,
+    for the plain ``transformers`` baselines.
 
     Returns (encoder, weights_dir, tempdir_or_None); keep the tempdir alive while in use.
     """
@@ -236,7 +283,7 @@ def encoder_and_weights(quick: bool, texts=None):
         transformers.logging.disable_progress_bar()  # load_encoder switches it back on
         location = next(i.location for i in list_encoders() if i.name == "minilm")
         return enc, location, None
-    enc = tiny_encoder("BERT", texts)
+    enc = tiny_encoder("BERT", snips_texts(n_texts))
     tmp = tempfile.TemporaryDirectory(prefix="mtl_bench_")
     enc.model.save_pretrained(tmp.name)
     enc.tokenizer.save_pretrained(tmp.name)
@@ -258,6 +305,15 @@ def snips_texts(n: int = 300) -> list[str]:
 
     lines = (data_root() / "snips" / "train" / "seq.in").read_text(encoding="utf-8").splitlines()
     return lines[:n]
+
+
+def collator(model):
+    """The ``Collator`` the Trainer builds for ``model``: its tokenizer's padding, and each
+    task's label kind from the task's type."""
+    from mtl_lib.data import Collator
+
+    kinds = {name: tt.label_kind for name, tt in model.types.items()}
+    return Collator.for_tokenizer(model.encoder.tokenizer, kinds)
 
 
 def subset(features: list[dict], n: int, seed: int = 0) -> list[dict]:
@@ -290,14 +346,31 @@ def bucketed_sample(features: list[dict], steps: int, batch_size: int, seed: int
     return [features[i] for b in pick for i in b]
 
 
+def fixed_batches(features: list[dict], steps: int, batch_size: int, seed: int = 0
+                  ) -> tuple[list[dict], list[list[int]]]:
+    """The samples of :func:`bucketed_sample` and their ``steps`` batches (indices into them).
+
+    At most 50 steps: the samples then form one length bucket, so a Trainer given them cuts
+    the very same set of batches (in its own order) as the plain loops that get these.
+    """
+    from mtl_lib.data import length_bucketed_batches
+
+    if steps > 50:  # the Trainer buckets 50 batches at a time
+        raise ValueError(f"at most 50 steps share one length bucket; asked for {steps}")
+    feats = bucketed_sample(features, steps, batch_size, seed)
+    lengths = [len(f["input_ids"]) for f in feats]
+    return feats, length_bucketed_batches(lengths, batch_size, torch.Generator().manual_seed(0))
+
+
 def train_group(group, features: list[dict]):
     """A copy of ``group`` whose only split is ``train`` = ``features`` (no dev: no eval cost)."""
-    from mtl_lib.experiment import InputGroup
+    from mtl_lib.data.sources import InputGroup
 
     return InputGroup(group.name, group.tasks, splits={"train": features})
 
 
-class StopAfter:
+# -- the two kinds of training side --------------------------------------------------------
+class _StopAfter:
     """Trainer callback: stop ``fit`` once ``trainer.step`` reaches ``stop_at``."""
 
     def __init__(self) -> None:
@@ -308,12 +381,22 @@ class StopAfter:
             trainer.should_stop = True
 
 
-def run_steps(trainer, stopper: StopAfter, steps: int) -> Callable[[], None]:
-    """A side that continues ``trainer`` for ``steps`` optimiser steps (one ``fit`` call)."""
+def stepped_trainer(model, groups, steps: int, **config):
+    """A ``Trainer`` (no progress bar) and a side that continues it for ``steps`` optimiser
+    steps per call (one ``fit``). ``config`` is the ``TrainerConfig``; its ``max_steps``
+    must cover every call, since the learning-rate schedule spans it.
+
+    Returns (trainer, side).
+    """
+    from mtl_lib import Trainer, TrainerConfig
+
+    stopper = _StopAfter()
+    trainer = Trainer(model, groups, TrainerConfig(progress=False, **config), callbacks=[stopper])
+
     def run() -> None:
         stopper.stop_at = trainer.step + steps
         trainer.fit()
-    return run
+    return trainer, run
 
 
 def linear_schedule(optimizer, warmup: int, total: int):
@@ -323,3 +406,82 @@ def linear_schedule(optimizer, warmup: int, total: int):
             return (step + 1) / (warmup + 1)
         return max(0.0, (total - step) / max(1, total - warmup))
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+def _inputs(batch: dict, device: torch.device) -> tuple:
+    """(input_ids, attention_mask, token_type_ids or None) of a collated batch, on ``device``."""
+    type_ids = batch.get("token_type_ids")
+    return (batch["input_ids"].to(device), batch["attention_mask"].to(device),
+            type_ids.to(device) if type_ids is not None else None)
+
+
+def multitask_loss(model, batch: dict, device: torch.device) -> torch.Tensor:
+    """A ``MultiTaskModel``'s task losses on ``batch``, summed: what a notebook's hand loop
+    writes (no sampler, weighting, NaN checks or history)."""
+    logits = model(*_inputs(batch, device))  # {task: (B, C) or (B, T, C)}
+    labels = {t: v.to(device) for t, v in batch["labels"].items()}
+    return sum(model.compute_losses(logits, labels).values())
+
+
+def transformers_loss(task: str) -> Callable:
+    """The loss of a ``transformers`` ``*ForSequenceClassification`` /
+    ``*ForTokenClassification`` model on ``task``'s labels (the model computes it)."""
+    def loss(model, batch: dict, device: torch.device) -> torch.Tensor:
+        input_ids, attention_mask, token_type_ids = _inputs(batch, device)
+        return model(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids,
+                     labels=batch["labels"][task].to(device)).loss
+    return loss
+
+
+def _encoder_and_head_params(model) -> tuple[list, list]:
+    if hasattr(model, "parameter_groups"):  # a MultiTaskModel knows its split
+        return model.parameter_groups()
+    prefix = model.base_model_prefix + "."  # a transformers model: its base model vs the classifier
+    named = list(model.named_parameters())
+    return [p for n, p in named if n.startswith(prefix)], [p for n, p in named if not n.startswith(prefix)]
+
+
+def plain_loop(model, loss: Callable, features: list[dict], collate, device: torch.device,
+               lrs: tuple[float, float], warmup: int, total: int) -> Callable[[Iterable[list[int]]], None]:
+    """The plain PyTorch training loop the Trainer is compared with, as one would write it.
+
+    The Trainer's algorithm without its machinery: AdamW with an encoder and a head parameter
+    group, weight decay 0.01 and the Trainer's fused kernel (:func:`adamw_options`), gradient
+    clipping at 1.0 and the Trainer's linear schedule.
+
+    Parameters
+    ----------
+    model : MultiTaskModel or a transformers ``*For*Classification`` model
+        Moved to ``device``; its encoder (the base model) and head get the two ``lrs``.
+    loss : callable
+        ``loss(model, batch, device) -> 0-d tensor``: :func:`multitask_loss` or
+        :func:`transformers_loss`.
+    features : list of dict
+        Encoded examples; batches are lists of indices into them.
+    collate : Collator
+    lrs : (float, float)
+        Encoder and head learning rates.
+    warmup, total : int
+        Schedule steps: linear warm-up to the full rates, then linear decay to 0 at ``total``.
+
+    Returns
+    -------
+    callable
+        ``train(batches)``: one optimiser step per batch; the optimiser state and the schedule
+        carry on from call to call.
+    """
+    model.to(device)
+    enc, head = _encoder_and_head_params(model)
+    opt = torch.optim.AdamW([{"params": enc, "lr": lrs[0]}, {"params": head, "lr": lrs[1]}],
+                            weight_decay=0.01, **adamw_options(device))
+    sched = linear_schedule(opt, warmup, total)
+
+    def train(batches: Iterable[list[int]]) -> None:
+        model.train()
+        for idx in batches:
+            loss(model, collate([features[i] for i in idx]), device).backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            opt.step()
+            sched.step()
+            opt.zero_grad(set_to_none=True)
+    return train

@@ -80,8 +80,8 @@ def main(argv: list[str] | None = None) -> dict:
 
     from memory import _tokenizer, bert_base_encoder
 
-    from mtl_lib import MultiTaskModel, TaskSpec, Trainer, TrainerConfig
-    from mtl_lib.experiment import InputGroup
+    from mtl_lib import MultiTaskModel, TaskSpec
+    from mtl_lib.data.sources import InputGroup
 
     tokenizer = _tokenizer(args.quick)
     enc = bert_base_encoder(tokenizer, args.quick)
@@ -92,10 +92,8 @@ def main(argv: list[str] | None = None) -> dict:
     feats = synthetic_features(tokenizer, n, seq, 7, 72)
     group = InputGroup("intent+slots", tasks, splits={"train": feats})
     bf16 = (on_gpu and torch.cuda.is_bf16_supported()) or (not on_gpu and args.cpu_bf16)
-    stopper = C.StopAfter()
-    cfg = TrainerConfig(batch_size=bs, max_steps=(warmup + repeats) * steps + 1, progress=False,
-                        bf16=bf16, bucketing=False)
-    trainer = Trainer(model, [group], cfg, callbacks=[stopper])
+    _, train = C.stepped_trainer(model, [group], steps, batch_size=bs,
+                                 max_steps=(warmup + repeats) * steps + 1, bf16=bf16, bucketing=False)
     attn = enc.model.config._attn_implementation
     embed = sum(p.numel() for n_, p in enc.model.named_parameters() if n_.startswith("embeddings."))
     n_params = sum(p.numel() for p in model.parameters())
@@ -106,7 +104,7 @@ def main(argv: list[str] | None = None) -> dict:
           f"non-embedding), attention={attn}, {'bf16 autocast' if bf16 else 'fp32'}, batch {bs} x "
           f"seq {seq}, {steps} steps x {repeats} repeats after {warmup} warm-up, "
           f"{torch.get_num_threads()} threads", flush=True)
-    times = C.interleaved({"train": C.run_steps(trainer, stopper, steps)}, repeats, warmup, device)
+    times = C.interleaved({"train": train}, repeats, warmup, device)
     s = C.side(times["train"], n, steps)
     step_s = s["median_s_per_step"]
     tokens = bs * seq

@@ -33,17 +33,13 @@ def main(argv: list[str] | None = None) -> dict:
     p = C.parser(__doc__)
     p.add_argument("--examples", type=int, default=None, help="dev utterances per repeat (default 320)")
     args = p.parse_args(argv)
-    device = C.setup()
-    start = C.machine_info()
-    repeats = args.repeats or (2 if args.quick else 5)
+    plan = C.begin(args, batch_size=(32, 32))
+    device, repeats, bs, warmup = plan.device, plan.repeats, plan.batch_size, plan.warmup
     n = args.examples or (16 if args.quick else 320)
-    bs = 32
-    warmup = 1
 
     from mtl_lib import MultiTaskModel, Predictor, make_head
-    from mtl_lib.data import Collator
 
-    enc = C.encoder_and_weights(args.quick, C.snips_texts(50) if args.quick else None)[0]
+    enc = C.encoder_and_weights(args.quick)[0]
     model, groups = C.snips_features(args.quick, enc, splits=("dev",),
                                      max_examples=n * 5 if args.quick else None)
     group = groups[0]
@@ -57,7 +53,7 @@ def main(argv: list[str] | None = None) -> dict:
     heads["domain"] = make_head("classification", enc.hidden_size, 5)
     full = MultiTaskModel(enc, heads).to(device).eval()
     names = list(heads)
-    collate = Collator(pad_token_id=enc.tokenizer.pad_token_id or 0, padding_side=enc.tokenizer.padding_side)
+    collate = C.collator(model)
     batches = [{k: v.to(device) for k, v in collate(feats[i:i + bs]).items() if k != "labels"}
                for i in range(0, n, bs)]
     print(f"{NAME}: {enc.name}, {n} SNIPS dev utterances, batch {bs}, heads {names}, "
@@ -110,7 +106,7 @@ def main(argv: list[str] | None = None) -> dict:
              f"Predictor end-to-end (tokenise + forward + decode), intent + slots: {pr:.2f}x "
              "(no target; decoding per task is not shared)."]
     checks.append(C.check("predictor_k2", pr, None))
-    return C.finish(NAME, args, checks, out_sides, settings, notes, start)
+    return C.finish(NAME, args, checks, out_sides, settings, notes, plan.machine_start)
 
 
 if __name__ == "__main__":

@@ -4,9 +4,9 @@ The joint side is mtl_lib's ``Trainer`` on a ``MultiTaskModel`` (MiniLM-L6, SNIP
 slot heads): one encoder forward/backward per batch feeds both losses. The separate side is
 what one would write without mtl_lib: ``AutoModelForSequenceClassification`` and
 ``AutoModelForTokenClassification`` loaded from the same MiniLM weights directory, each
-trained by a plain PyTorch loop (forward with labels, backward, clip, AdamW, schedule). Both
-need one pass per sample per task to be trained on both tasks, so the separate side's time
-per repeat is the classifier's plus the tagger's.
+trained by a plain PyTorch loop (``_common.plain_loop``: forward with labels, backward, clip,
+AdamW, schedule). Both need one pass per sample per task to be trained on both tasks, so the
+separate side's time per repeat is the classifier's plus the tagger's.
 
 Same samples, same batches: each repeat is the same ``steps`` batches of 32, picked once at
 random among the length-bucketed batches of all SNIPS training utterances; they form a single
@@ -33,81 +33,46 @@ NAME = "joint_vs_separate"
 TARGET = 1.9
 
 
-def plain_loop(model, features, batches, task, collate, device, enc_lr, head_lr, total_steps):
-    """A plain PyTorch fine-tuning loop over ``batches`` (one call = one pass over them)."""
-    enc = [p for n, p in model.named_parameters() if n.startswith(model.base_model_prefix + ".")]
-    head = [p for n, p in model.named_parameters() if not n.startswith(model.base_model_prefix + ".")]
-    opt = torch.optim.AdamW([{"params": enc, "lr": enc_lr}, {"params": head, "lr": head_lr}],
-                            weight_decay=0.01, **C.adamw_options(device))
-    sched = C.linear_schedule(opt, int(0.1 * total_steps), total_steps)
-    model.to(device)
-
-    def run() -> None:
-        model.train()
-        for idx in batches:
-            b = collate([features[i] for i in idx])
-            out = model(input_ids=b["input_ids"].to(device),
-                        attention_mask=b["attention_mask"].to(device),
-                        token_type_ids=b["token_type_ids"].to(device) if "token_type_ids" in b else None,
-                        labels=b["labels"][task].to(device))
-            out.loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            opt.step()
-            sched.step()
-            opt.zero_grad(set_to_none=True)
-    return run
-
-
 def main(argv: list[str] | None = None) -> dict:
     p = C.parser(__doc__)
     p.add_argument("--steps", type=int, default=None, help="optimiser steps per repeat (default 10)")
     p.add_argument("--batch-size", type=int, default=None, help="default 32")
     args = p.parse_args(argv)
-    device = C.setup()
-    start = C.machine_info()
-    repeats = args.repeats or (2 if args.quick else 5)
-    steps = args.steps or (2 if args.quick else 10)
-    bs = args.batch_size or (8 if args.quick else 32)
-    warmup = 1
+    plan = C.begin(args, steps=(2, 10))
+    device, steps, bs, total = plan.device, plan.steps, plan.batch_size, plan.total_steps
 
     from transformers import AutoModelForSequenceClassification, AutoModelForTokenClassification
 
-    from mtl_lib import Trainer, TrainerConfig
-    from mtl_lib.data import Collator, length_bucketed_batches
-
-    enc, weights_dir, _tmp = C.encoder_and_weights(args.quick, C.snips_texts() if args.quick else None)
+    enc, weights_dir, _tmp = C.encoder_and_weights(args.quick, n_texts=300)
     model, groups = C.snips_features(args.quick, enc)
     group = groups[0]
-    n = steps * bs
-    assert n <= 50 * bs  # one bucket: the Trainer's batches are the same set as ours
-    feats = C.bucketed_sample(group.splits["train"], steps, bs, seed=0)
-    lengths = [len(f["input_ids"]) for f in feats]
-    batches = length_bucketed_batches(lengths, bs, torch.Generator().manual_seed(0))
-    collate = Collator(pad_token_id=enc.tokenizer.pad_token_id or 0, padding_side=enc.tokenizer.padding_side)
+    feats, batches = C.fixed_batches(group.splits["train"], steps, bs, seed=0)
+    collate = C.collator(model)
     intent, slots = (next(t for t in group.tasks if t.name == k) for k in ("intent", "slots"))
     print(f"{NAME}: {enc.name} ({enc.num_parameters() / 1e6:.1f}M params), SNIPS intent "
           f"({len(intent.labels)} classes) + slots ({len(slots.labels)} tags), {steps} steps x "
-          f"batch {bs} per repeat, {warmup} warm-up + {repeats} timed repeats, "
+          f"batch {bs} per repeat, {plan.warmup} warm-up + {plan.repeats} timed repeats, "
           f"{torch.get_num_threads()} threads, {device}", flush=True)
 
-    total = (warmup + repeats) * steps
-    cfg = TrainerConfig(batch_size=bs, max_steps=total + 1, progress=False, bf16=False,
-                        encoder_lr=5e-5, classifier_lr=1e-3)
-    stopper = C.StopAfter()
-    trainer = Trainer(model, [C.train_group(group, feats)], cfg, callbacks=[stopper])
+    _, joint = C.stepped_trainer(model, [C.train_group(group, feats)], steps, batch_size=bs,
+                                 max_steps=total + 1, bf16=False, encoder_lr=5e-5, classifier_lr=1e-3)
     cls = AutoModelForSequenceClassification.from_pretrained(
         weights_dir, num_labels=len(intent.labels), local_files_only=True)
     tok = AutoModelForTokenClassification.from_pretrained(
         weights_dir, num_labels=len(slots.labels), local_files_only=True)
+    loops = {task: C.plain_loop(m, C.transformers_loss(task), feats, collate, device, (5e-5, 1e-3),
+                                int(0.1 * total), total)
+             for task, m in (("intent", cls), ("slots", tok))}
     sides = {
-        "joint_trainer": C.run_steps(trainer, stopper, steps),
-        "separate_intent": plain_loop(cls, feats, batches, "intent", collate, device, 5e-5, 1e-3, total),
-        "separate_slots": plain_loop(tok, feats, batches, "slots", collate, device, 5e-5, 1e-3, total),
+        "joint_trainer": joint,
+        "separate_intent": lambda: loops["intent"](batches),
+        "separate_slots": lambda: loops["slots"](batches),
     }
-    times = C.interleaved(sides, repeats, warmup, device)
+    times = C.interleaved(sides, plan.repeats, plan.warmup, device)
     separate = [a + b for a, b in zip(times["separate_intent"], times["separate_slots"])]
     ratio = C.paired_ratio(separate, times["joint_trainer"])
-    tokens = sum(len(b) * max(lengths[i] for i in b) for b in batches)
+    n = steps * bs
+    tokens = sum(len(b) * max(len(feats[i]["input_ids"]) for i in b) for b in batches)
     out_sides = {
         "joint_trainer": C.side(times["joint_trainer"], n, steps),
         "separate_total": C.side(separate, n, steps),
@@ -118,17 +83,15 @@ def main(argv: list[str] | None = None) -> dict:
           f"(both tasks); separate: {out_sides['separate_total']['throughput_samples_per_s']:.1f} "
           f"samples/s (intent {out_sides['separate_intent']['median_s']:.2f}s"
           f" + slots {out_sides['separate_slots']['median_s']:.2f}s per repeat)")
-    settings = {"repeats": repeats, "warmup_repeats": warmup, "steps_per_repeat": steps,
-                "batch_size": bs, "samples_per_repeat": n, "padded_tokens_per_repeat": tokens,
-                "encoder": enc.name, "device": str(device), "threads": torch.get_num_threads(),
-                "order": "ABC then CBA alternating", "ratio": "median over repeats of "
-                "(joint samples/s) / (samples/s of intent + slots models trained one after the other)"}
+    settings = plan.settings(padded_tokens_per_repeat=tokens, encoder=enc.name,
+                             order="ABC then CBA alternating", ratio="median over repeats of "
+                             "(joint samples/s) / (samples/s of intent + slots models trained one after the other)")
     notes = ["Separate = AutoModelForSequenceClassification + AutoModelForTokenClassification from the "
              "same weights dir, plain PyTorch loop; its time per repeat is the sum of both models' times.",
              "Ratio of medians (for reference): "
              f"{out_sides['separate_total']['median_s'] / out_sides['joint_trainer']['median_s']:.3f}"]
     return C.finish(NAME, args, [C.check("joint/separate", ratio, TARGET)], out_sides, settings,
-                    notes, start)
+                    notes, plan.machine_start)
 
 
 if __name__ == "__main__":

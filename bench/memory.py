@@ -89,7 +89,7 @@ def child(name: str, quick: bool, demo_steps: int, bert_steps: int) -> dict:
     info: dict = {"scenario": name}
     bs = 8 if quick else 32
     if name != "bert_base":
-        enc = C.encoder_and_weights(quick, C.snips_texts(50) if quick else None)[0]
+        enc = C.encoder_and_weights(quick)[0]
     if name == "baseline":
         info["params"] = enc.num_parameters()
     elif name == "demo":

@@ -51,11 +51,8 @@ def fixed_step_costs(model, trainer, features, device, repeats: int) -> dict:
     gradient clipping over all parameters (they cost the same for 32 x 12 and 32 x 50 tokens)."""
     import time
 
-    batch = trainer._collate(features)
     model.train()
-    logits = model(batch["input_ids"].to(device), batch["attention_mask"].to(device),
-                   batch["token_type_ids"].to(device) if "token_type_ids" in batch else None)
-    sum(model.compute_losses(logits, {t: v.to(device) for t, v in batch["labels"].items()}).values()).backward()
+    C.multitask_loss(model, trainer.collate(features), device).backward()
 
     def timed(fn) -> float:
         fn()  # warm-up (a fresh optimiser allocates its state here)
@@ -81,16 +78,10 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--steps", type=int, default=None, help="optimiser steps per repeat (default 8)")
     p.add_argument("--no-random", action="store_true", help="skip the dynamic_random side")
     args = p.parse_args(argv)
-    device = C.setup()
-    start = C.machine_info()
-    repeats = args.repeats or (2 if args.quick else 5)
-    steps = args.steps or (2 if args.quick else 8)
-    bs = 8 if args.quick else 32
-    warmup = 1
+    plan = C.begin(args, steps=(2, 8))
+    device, repeats, steps, bs, warmup = plan.device, plan.repeats, plan.steps, plan.batch_size, plan.warmup
 
-    from mtl_lib import Trainer, TrainerConfig
-
-    enc = C.encoder_and_weights(args.quick, C.snips_texts(50) if args.quick else None)[0]
+    enc = C.encoder_and_weights(args.quick)[0]
     model, groups = C.snips_features(args.quick, enc, max_length=STATIC_LENGTH)
     group = groups[0]
     n = steps * bs
@@ -102,17 +93,14 @@ def main(argv: list[str] | None = None) -> dict:
           f"{max(all_lengths)} tokens; {steps} steps x batch {bs} per repeat, {warmup} warm-up + "
           f"{repeats} timed repeats, {torch.get_num_threads()} threads, {device}", flush=True)
 
-    total = (warmup + repeats) * steps + 1
     variants = {"bucketed": (feats, True), "static50": (static, False)}
     if not args.no_random:
         variants["dynamic_random"] = (feats, False)
     sides, trainers = {}, {}
     for name, (data, bucketing) in variants.items():
-        stopper = C.StopAfter()
-        cfg = TrainerConfig(batch_size=bs, max_steps=total, progress=False, bf16=False,
-                            bucketing=bucketing, seed=0)
-        trainers[name] = Trainer(model, [C.train_group(group, data)], cfg, callbacks=[stopper])
-        sides[name] = C.run_steps(trainers[name], stopper, steps)
+        trainers[name], sides[name] = C.stepped_trainer(
+            model, [C.train_group(group, data)], steps, batch_size=bs, max_steps=plan.total_steps + 1,
+            bf16=False, bucketing=bucketing, seed=0)
     # Padded tokens computed per repeat (what the speed-up comes from). Each repeat is one
     # epoch of the Trainer over `data`; its batch order is read from the Trainer (internal
     # method, used only for this report) and averaged over the epochs that will run.
@@ -120,7 +108,7 @@ def main(argv: list[str] | None = None) -> dict:
     for name, tr in trainers.items():
         data = variants[name][0]
         per_epoch = [sum(len(b) * max(len(data[i]["input_ids"]) for i in b)
-                         for b in tr._group_batches(0, e)) for e in range(warmup + repeats)]
+                         for b in tr.group_batches(0, e)) for e in range(warmup + repeats)]
         widths[name] = statistics.mean(per_epoch)
     times = C.interleaved(sides, repeats, warmup, device)
     ratio = C.paired_ratio(times["static50"], times["bucketed"])
@@ -139,13 +127,11 @@ def main(argv: list[str] | None = None) -> dict:
     per_step = statistics.median(times["bucketed"]) / steps
     print(f"per step: Trainer's AdamW ({fixed['trainer_adamw_kind']}) {fixed['trainer_adamw_s']:.3f}s, "
           f"clipping {fixed['clip_s']:.3f}s, of {per_step:.3f}s for a bucketed step")
-    settings = {"repeats": repeats, "warmup_repeats": warmup, "steps_per_repeat": steps,
-                "batch_size": bs, "samples_per_repeat": n, "static_length": STATIC_LENGTH,
-                "encoder": enc.name, "device": str(device), "threads": torch.get_num_threads(),
-                "padded_token_ratio_static_over_bucketed": token_ratio,
-                "order": "sides alternate ABC / CBA", "ratio": "median over repeats of "
-                "samples/s(bucketed) / samples/s(static50)"}
-    settings["length_independent_costs_s"] = fixed
+    settings = plan.settings(static_length=STATIC_LENGTH, encoder=enc.name,
+                             padded_token_ratio_static_over_bucketed=token_ratio,
+                             order="sides alternate ABC / CBA", ratio="median over repeats of "
+                             "samples/s(bucketed) / samples/s(static50)",
+                             length_independent_costs_s=fixed)
     notes = [f"static50 computes {token_ratio:.2f}x the padded tokens of bucketed; the speed ratio "
              "is below that because part of each step does not depend on length: AdamW and "
              "gradient clipping over all parameters (half of MiniLM's 22.7M are the word "
@@ -153,7 +139,7 @@ def main(argv: list[str] | None = None) -> dict:
              f"Measured per step: the Trainer's AdamW ({fixed['trainer_adamw_kind']}) "
              f"{fixed['trainer_adamw_s']:.3f}s and clipping {fixed['clip_s']:.3f}s, of "
              f"{per_step:.3f}s for a whole bucketed step."]
-    return C.finish(NAME, args, checks, out_sides, settings, notes, start)
+    return C.finish(NAME, args, checks, out_sides, settings, notes, plan.machine_start)
 
 
 if __name__ == "__main__":

@@ -61,17 +61,13 @@ class TimeBudget:
 
 
 class PlainFineTune:
-    """A plain PyTorch loop for one ``transformers`` model, run in time slices."""
+    """A ``transformers`` model trained by the plain loop (``_common.plain_loop``) in time
+    slices, on length-bucketed epochs of ``features`` one after the other."""
 
     def __init__(self, model, task, features, collate, device, batch_size, seed):
-        self.model, self.task, self.features, self.collate = model.to(device), task, features, collate
-        self.device, self.bs, self.seed = device, batch_size, seed
-        prefix = model.base_model_prefix + "."
-        enc = [p for n, p in model.named_parameters() if n.startswith(prefix)]
-        head = [p for n, p in model.named_parameters() if not n.startswith(prefix)]
-        self.opt = torch.optim.AdamW([{"params": enc, "lr": ENC_LR}, {"params": head, "lr": HEAD_LR}],
-                                     weight_decay=0.01, **C.adamw_options(device))
-        self.sched = C.linear_schedule(self.opt, WARMUP_STEPS, SCHEDULE_STEPS)
+        self.features, self.device, self.bs, self.seed = features, device, batch_size, seed
+        self._loop = C.plain_loop(model, C.transformers_loss(task), features, collate, device,
+                                  (ENC_LR, HEAD_LR), WARMUP_STEPS, SCHEDULE_STEPS)
         self.used, self.steps, self.samples = 0.0, 0, 0
         self._epoch, self._batches = -1, []
 
@@ -86,21 +82,17 @@ class PlainFineTune:
         return self._batches.pop()
 
     def train_until(self, target: float) -> None:
-        self.model.train()
+        """Train until the slices' total time reaches ``target`` (the last step crosses it)."""
         t0 = time.perf_counter()
-        while self.used + time.perf_counter() - t0 < target:
-            b = self.collate([self.features[i] for i in self._next()])
-            out = self.model(input_ids=b["input_ids"].to(self.device),
-                             attention_mask=b["attention_mask"].to(self.device),
-                             token_type_ids=b["token_type_ids"].to(self.device) if "token_type_ids" in b else None,
-                             labels=b["labels"][self.task].to(self.device))
-            out.loss.backward()
-            torch.nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
-            self.opt.step()
-            self.sched.step()
-            self.opt.zero_grad(set_to_none=True)
-            self.steps += 1
-            self.samples += len(b["input_ids"])
+
+        def batches():  # the next batch while time is left, counted as it is handed out
+            while self.used + time.perf_counter() - t0 < target:
+                idx = self._next()
+                self.steps += 1
+                self.samples += len(idx)
+                yield idx
+
+        self._loop(batches())
         C.sync(self.device)
         self.used += time.perf_counter() - t0
 
@@ -109,10 +101,11 @@ class TwoModels(nn.Module):
     """The two fine-tuned models behind the ``MultiTaskModel`` call signature, so that both
     approaches are scored by the very same ``mtl_lib.evaluate`` code."""
 
-    def __init__(self, cls, tok, tokenizer) -> None:
+    def __init__(self, cls, tok, tokenizer, types: dict | None = None) -> None:
         super().__init__()
         self.cls, self.tok = cls, tok
         self.encoder = SimpleNamespace(tokenizer=tokenizer)
+        self.types = types or {}  # {task: TaskType}: how evaluate reads each task's logits
 
     def forward(self, input_ids, attention_mask, token_type_ids=None, tasks=None):
         kw = dict(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids)
@@ -125,18 +118,16 @@ def main(argv: list[str] | None = None) -> dict:
                    help="training seconds per approach (default 120; --quick 4)")
     p.add_argument("--rounds", type=int, default=None, help="interleaving rounds (default 12)")
     args = p.parse_args(argv)
-    device = C.setup()
-    start = C.machine_info()
+    plan = C.begin(args)
+    device, bs = plan.device, plan.batch_size
     budget = args.budget or (4.0 if args.quick else 120.0)
     rounds = args.rounds or (2 if args.quick else 12)
-    bs = 8 if args.quick else 32
 
     from transformers import AutoModelForSequenceClassification, AutoModelForTokenClassification
 
     from mtl_lib import Trainer, TrainerConfig, evaluate
-    from mtl_lib.data import Collator
 
-    enc, weights_dir, _tmp = C.encoder_and_weights(args.quick, C.snips_texts(50) if args.quick else None)
+    enc, weights_dir, _tmp = C.encoder_and_weights(args.quick)
     model, groups = C.snips_features(args.quick, enc, splits=("train", "dev"))
     group = groups[0]
     train = group.splits["train"]
@@ -149,7 +140,7 @@ def main(argv: list[str] | None = None) -> dict:
                         encoder_lr=ENC_LR, classifier_lr=HEAD_LR, progress=False, bf16=False, seed=42)
     clock = TimeBudget()
     trainer = Trainer(model, [C.train_group(group, train)], cfg, callbacks=[clock])
-    collate = Collator(pad_token_id=enc.tokenizer.pad_token_id or 0, padding_side=enc.tokenizer.padding_side)
+    collate = C.collator(model)
     cls = AutoModelForSequenceClassification.from_pretrained(
         weights_dir, num_labels=len(intent.labels), local_files_only=True)
     tok = AutoModelForTokenClassification.from_pretrained(
@@ -168,7 +159,7 @@ def main(argv: list[str] | None = None) -> dict:
               flush=True)
 
     joint = evaluate(model, [group], "dev", device=device)
-    separate = evaluate(TwoModels(cls, tok, enc.tokenizer), [group], "dev", device=device)
+    separate = evaluate(TwoModels(cls, tok, enc.tokenizer, model.types), [group], "dev", device=device)
 
     def summary(m: dict) -> dict:
         return {"intent_accuracy": m["intent"]["classification_accuracy"],
@@ -203,9 +194,10 @@ def main(argv: list[str] | None = None) -> dict:
     notes = [f"Same total budget: the joint model trains {budget:.0f}s; the two separate models "
              f"{budget / 2:.0f}s each (they would run one after the other on this machine).",
              "Evaluation time excluded; both scored by mtl_lib.evaluate on SNIPS dev (700)."]
+    line_note = (f"joint intent {js['intent_accuracy']:.3f} / slot F1 {js['slot_f1']:.3f} vs separate "
+                 f"{ss['intent_accuracy']:.3f} / {ss['slot_f1']:.3f} after the same {budget:.0f}s")
     return C.finish(NAME, args, [C.check("joint/separate score", ratio, None)], sides, settings, notes,
-                    start, line_note=f"joint intent {js['intent_accuracy']:.3f} / slot F1 {js['slot_f1']:.3f} vs "
-                    f"separate {ss['intent_accuracy']:.3f} / {ss['slot_f1']:.3f} after the same {budget:.0f}s")
+                    plan.machine_start, line_note=line_note)
 
 
 if __name__ == "__main__":
