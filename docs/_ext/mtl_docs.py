@@ -205,27 +205,26 @@ class FieldsTable(_Directive):
 
 
 class TaskTypesTable(_Directive):
-    def run(self):
-        from mtl_lib.models.heads import HEADS
-        from mtl_lib.tasks.spec import ALIASES, DEFAULT_LOSS, DEFAULT_METRICS, TASK_TYPES
+    """Task type -> head, logits shape, default loss and metrics, from the registry."""
 
-        aliases = {}
-        for alias, canonical in ALIASES.items():
-            aliases.setdefault(canonical, []).append(alias)
+    def run(self):
+        from mtl_lib.task_types import TASK_TYPES
+
         shapes = {"sequence": "``(B, C)``", "token": "``(B, T, C)``"}
         rows = []
-        for tt in TASK_TYPES:
-            head = HEADS[tt]
+        for name, cls in TASK_TYPES.items():
+            head = cls.head
             reads = "token states ``(B, T, H)``" if head.level == "token" else "pooled ``(B, H)``"
+            # the multi-task-NLP names a task file written for that library uses
             alias = {"classification": "SingleSenClassification",
                      "pair_classification": "SentencePairClassification",
-                     "tagging": "NER"}.get(tt, "")
-            if alias and alias.lower() not in aliases.get(tt, []):
-                self.warn(f"alias {alias} of {tt} is not accepted by mtl_lib.tasks.spec any more")
-            rows.append([literal(tt) + (f"\n\nalias ``{alias}``" if alias else ""),
+                     "tagging": "NER"}.get(name, "")
+            if alias and alias.lower() not in [a.lower() for a in cls.aliases]:
+                self.warn(f"alias {alias} of {name} is not accepted by mtl_lib.task_types any more")
+            rows.append([literal(name) + (f"\n\nalias ``{alias}``" if alias else ""),
                          f"``{head.__name__}``\n\nreads the {reads}", shapes[head.level],
-                         literal(DEFAULT_LOSS[tt]),
-                         "\n\n".join(literal(m) for m in DEFAULT_METRICS[tt])])
+                         literal(cls.default_loss),
+                         "\n\n".join(literal(m) for m in cls.default_metrics)])
         return self.emit(list_table(["Task type", "Head", "Logits", "Default loss",
                                      "Default metrics"], rows, [26, 26, 12, 16, 20],
                                     "task-types"))
@@ -266,10 +265,11 @@ class ErrorExample(_Directive):
         if sc.code.startswith("$ "):
             body = [sc.code] + outcome.message.split("\n") + [f"(exit status {outcome.error[5:]})"]
         else:
-            module = {"TaskFileError": "mtl_lib.tasks.spec", "DataFormatError": "mtl_lib.data",
-                      "CheckpointError": "mtl_lib.models.safe_files",
-                      "EncoderNotAvailable": "mtl_lib.models.encoders",
-                      "TrainingDiverged": "mtl_lib.training.trainer"}.get(outcome.error)
+            import mtl_lib
+
+            # the module Python's traceback names: where the class is defined
+            cls = getattr(mtl_lib, outcome.error, None)
+            module = cls.__module__ if isinstance(cls, type) else None
             first, *rest = outcome.message.split("\n")
             error = f"{module}.{outcome.error}" if module else outcome.error
             body = [f">>> {imp}" for imp in mtl_errors.imports_for(sc.code)]
@@ -371,7 +371,7 @@ class Notebooks(_Directive):
 
 # --------------------------------------------------------------------------- widgets
 class Gallery(_Directive):
-    """Widget screenshots (``_static/widgets/*.png``), else static figures from mtl_lib.plots.
+    """Widget screenshots (``_static/widgets/*.png``), else static figures from mtl_lib.ui.plots.
 
     The body may give captions as ``:file.png: caption`` lines (and so the order); other
     screenshots follow with a caption made from their file name.
