@@ -332,7 +332,7 @@ def _encoders():
                              tiny_encoder)
         from mtl_lib.data import read_jointbert
         from mtl_lib.models.encoders import ENCODER_TABLE, POOLING
-        from mtl_lib.widgets import EncoderPicker
+        from mtl_lib.ui.encoder_picker import EncoderPicker
         """),
         md("""
         ## 1. The registry
@@ -632,7 +632,8 @@ def _heads_and_losses():
         """),
         code("""
         tok = encoder.tokenizer
-        batch = Collator(tok.pad_token_id, tok.padding_side)(groups[0].splits["train"][:8])
+        label_kinds = {task: model.types[task].label_kind for task in model.tasks}
+        batch = Collator.for_tokenizer(tok, label_kinds)(groups[0].splits["train"][:8])
         model.eval()
         with torch.no_grad():
             logits = model(batch["input_ids"], batch["attention_mask"], batch.get("token_type_ids"))
@@ -795,7 +796,7 @@ def _metrics():
         from mtl_lib.evaluation.evaluate import collect_predictions
         from mtl_lib.evaluation.metrics import conll_chunks, per_entity_report
         from mtl_lib.ui.plots import plot_confusion_matrix, plot_per_class
-        from mtl_lib.widgets import ClassMetricsExplorer
+        from mtl_lib.ui.class_metrics import ClassMetricsExplorer
         """),
         md(r"""
         ## 1. One label per example
@@ -983,8 +984,9 @@ def _single_task():
         from mtl_lib import (Trainer, TrainerConfig, build_experiment, data_root, load_encoder,
                              snips_tasks, tiny_encoder)
         from mtl_lib.data import length_bucketed_batches, read_jointbert
+        from mtl_lib.training.callbacks import CheckpointCallback
+        from mtl_lib.ui.live_dashboard import LiveDashboard
         from mtl_lib.ui.plots import plot_learning_rate, plot_losses, plot_metrics
-        from mtl_lib.widgets import LiveDashboard
         """),
         code(ENCODER_CELL),
         code("""
@@ -1046,7 +1048,8 @@ def _single_task():
         ## 3. Train, watching live
 
         A callback is any object with some of the methods `on_fit_start`, `on_step_end`,
-        `on_evaluate` and `on_fit_end`; the trainer calls them as it goes. `LiveDashboard` is
+        `on_batch_end`, `on_evaluate` and `on_fit_end`; the trainer calls them as it goes
+        (evaluation and checkpoints are callbacks too). `LiveDashboard` is
         one: it averages the loss over every few steps, draws it with the dev scores on a
         shared epoch axis, and redraws inside its own widget. Here is a second, written on the
         spot, that prints each evaluation.
@@ -1073,15 +1076,17 @@ def _single_task():
         md("""
         ## 4. Checkpoints
 
-        With `output_dir`, the trainer keeps two checkpoints: `best/`, written whenever the
-        dev score improves (here: intent accuracy, the task's first metric), and `last/`, the
-        state at the end, from which training can resume exactly (lesson 08).
+        With `output_dir`, the trainer's checkpoint callback keeps two checkpoints: `best/`,
+        written whenever the dev score improves (here: intent accuracy, the task's first
+        metric), and `last/`, the state at the end, from which training can resume exactly
+        (lesson 08).
         """),
         code("""
         for path in sorted(Path("runs/04_intent").rglob("*")):
             if path.is_file():
                 print(f"{str(path):52} {path.stat().st_size / 1e6:8.2f} MB")
-        print("best dev score:", trainer.best_score)
+        checkpoints = next(cb for cb in trainer.callbacks if isinstance(cb, CheckpointCallback))
+        print("best dev score:", checkpoints.best_score)
         """),
         md("""
         ## Summary
@@ -1157,7 +1162,8 @@ def _multi_task():
                              load_task_file, tiny_encoder)
         from mtl_lib.data import read_jointbert
         from mtl_lib.ui.plots import plot_losses, plot_metrics
-        from mtl_lib.widgets import ExperimentPanel, LiveDashboard
+        from mtl_lib.ui.experiment_panel import ExperimentPanel
+        from mtl_lib.ui.live_dashboard import LiveDashboard
         """),
         md("""
         ## 1. Task files
@@ -1321,10 +1327,10 @@ def _sampling_weighting():
 
         from mtl_lib import (Trainer, TrainerConfig, build_experiment, load_encoder,
                              load_task_file, tiny_encoder)
-        from mtl_lib.ui.plots import plot_losses, plot_sampler_mix
+        from mtl_lib.data import read_split
         from mtl_lib.training.sampling import SAMPLERS, make_sampler
-        from mtl_lib.experiment import read_records
         from mtl_lib.training.weighting import WEIGHTINGS
+        from mtl_lib.ui.plots import plot_losses, plot_sampler_mix
         """),
         md("""
         ## 1. Three datasets of different sizes
@@ -1340,7 +1346,8 @@ def _sampling_weighting():
             dataset = spec.path.split("/")[0]
             if SUBSET:
                 spec.max_examples = SUBSET[dataset]
-            sizes[dataset] = len(read_records([spec], "train"))
+            records, _ = read_split(spec, "train")  # (records, the file they came from)
+            sizes[dataset] = len(records)
         print(sizes)
         """),
         md(r"""
@@ -1451,7 +1458,7 @@ def _sampling_weighting():
         code("""
         if ENCODER.startswith("tiny-"):
             texts = [" ".join(r["words"] + r.get("words_b", []))
-                     for spec in task_file.tasks for r in read_records([spec], "train")]
+                     for spec in task_file.tasks for r in read_split(spec, "train")[0]]
             encoder = tiny_encoder(ENCODER[5:].upper(), texts, hidden_size=128)
         else:
             encoder = load_encoder(ENCODER)
@@ -1566,12 +1573,10 @@ def _hierarchical():
         import numpy as np
         import torch
 
-        from mtl_lib import confusion_matrix, data_root, load_encoder, load_task_file, tiny_encoder
-        from mtl_lib.evaluation.baselines import TfidfSGDBaseline
+        from mtl_lib import (DB_Linear, PerLevelHierarchy, TfidfSGDBaseline, confusion_matrix,
+                             data_root, hierarchical_metrics, load_encoder, load_task_file,
+                             per_level_report, tiny_encoder)
         from mtl_lib.data import read_trec
-        from mtl_lib.db_linear import DB_Linear
-        from mtl_lib.evaluation.hierarchical_metrics import hierarchical_metrics, per_level_report
-        from mtl_lib.tasks.hierarchy import PerLevelHierarchy
         from mtl_lib.models.losses import class_weights
         from mtl_lib.ui.plots import plot_confusion_matrix, plot_per_class
         """),
@@ -1718,12 +1723,13 @@ def _hierarchical():
 
         A coarse class is the union of its leaves, so its probability is the sum of theirs:
         $P(a) = \sum_{j \in \text{leaves}(a)} p_j$. `leaf_to_ancestors` is the
-        $(n_\text{leaves} \times \text{all classes})$ 0/1 matrix marking each leaf's
-        ancestors, so one matrix product gives every level at once:
+        $(n_\text{leaves} \times \text{all classes})$ 0/1 matrix (a NumPy array) marking each
+        leaf's ancestors, so one matrix product gives every level at once:
         """),
         code("""
         probs = db_linear.predict_scores(texts[:3]).softmax(-1)    # (3, n_leaves)
-        every_level = probs @ hierarchy.leaf_to_ancestors          # (3, total classes)
+        leaf_to_ancestors = torch.from_numpy(hierarchy.leaf_to_ancestors)  # (n_leaves, total)
+        every_level = probs @ leaf_to_ancestors                    # (3, total classes)
         start, end = hierarchy.level_offsets[0], hierarchy.level_offsets[1]
         for text, row in zip(texts[:3], every_level[:, start:end]):
             best = row.argsort(descending=True)[:2].tolist()
@@ -1733,9 +1739,10 @@ def _hierarchical():
         md("""
         ## 7. Inside a multi-task model
 
-        The same head is a task type of `MultiTaskModel`: `task_type: hierarchical`, with
-        labels written as full paths `"top > ... > leaf"`, trained with the weighted NLL next
-        to other tasks on a shared encoder. `examples/tasks/hierarchical.yml` trains TREC and
+        The same head is a task type of `MultiTaskModel` (DB_Linear is a one-task
+        `MultiTaskModel` with it): `task_type: hierarchical`, whose labels are leaf paths
+        (tuples such as `("LOC", "city")`), trained with the weighted NLL next to other tasks
+        on a shared encoder. `examples/tasks/hierarchical.yml` trains TREC and
         the 3-level amazon product tree together (`mtl-lib train examples/tasks/hierarchical.yml`):
         """),
         code("""
@@ -1864,9 +1871,11 @@ def _save_load_predict():
         print("tasks:", [(t["name"], t["task_type"], len(t["labels"])) for t in config["tasks"]])
         """),
         md("""
-        `config.json` holds everything needed to rebuild the model (encoder family and
-        tokenizer files, each task with its labels); `model.safetensors` the weights;
-        `optimizer.safetensors` and `trainer_state.json` what resuming needs.
+        `config.json` holds everything needed to rebuild the model (the encoder's name, family
+        and pooling, each task with its labels); `encoder/` the encoder's architecture config
+        and tokenizer files; `model.safetensors` the weights. That is all `best/` needs;
+        `last/` adds what resuming needs: `optimizer.safetensors`, `trainer_state.json` and
+        `history.json`.
 
         ## 3. Save and load: the same model, exactly
 
