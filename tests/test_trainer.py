@@ -131,6 +131,25 @@ def test_uncertainty_weighting_loss_and_gradient_by_hand():
     assert w.weights() == pytest.approx({"a": 0.5 * math.exp(-0.3), "b": 0.5 * math.exp(0.7)})
 
 
+def test_uncertainty_weights_reach_their_optimum_in_the_trainers_optimizer(tiny_snips, make_snips_model):
+    # with fixed task losses L_t, ½e^{-s}L + ½s is smallest at s = log L: weight ½e^{-s} = 1/(2L).
+    # The trainer must let the log-variances get there within training: no weight decay pulling
+    # them to 0, and no schedule decaying their step size to 0 at the end.
+    _, (snips,) = tiny_snips
+    trainer = Trainer(make_snips_model(), [snips], max_steps=300, weighting="uncertainty", progress=False)
+    fixed = {"intent": 0.5, "slots": 2.0}
+    for _ in range(trainer.total_steps):
+        trainer.optimizer.zero_grad(set_to_none=True)
+        trainer.weighting.combine({t: torch.tensor(v) for t, v in fixed.items()}).backward()
+        trainer.optimizer.step()
+        trainer.scheduler.step()
+    assert trainer.weighting.weights() == pytest.approx({t: 1 / (2 * v) for t, v in fixed.items()}, rel=0.02)
+    assert trainer.optimizer.param_groups[0]["lr"] == pytest.approx(0.0)  # while the encoder's rate decayed
+    group = trainer.optimizer.param_groups[-1]
+    assert group["name"] == "weighting" and group["weight_decay"] == 0.0
+    assert group["params"] == [trainer.weighting.log_vars]
+
+
 def test_dwa_weights_by_hand_after_two_windows():
     w = DWAWeighting(["a", "b"], temperature=2.0, window=2)
     w.update({"a": 1.0, "b": 4.0})

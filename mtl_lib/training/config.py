@@ -41,6 +41,7 @@ class TrainerConfig:
     sampler: str = "proportional"
     temperature: float = 2.0  # for sampler "temperature"
     weighting: str = "static"
+    weighting_lr: float = 1e-2  # learned loss weights (uncertainty): constant rate, no weight decay
     bucketing: bool = True  # length-bucketed batches: much less padding than random batches
     eval_every: int | None = None  # steps between evaluations; None = once per epoch
     eval_batch_size: int = 64
@@ -76,6 +77,6 @@ _RULES: dict[str, str | tuple] = {
     "encoder_lr": "> 0", "classifier_lr": "> 0", "weight_decay": ">= 0", "batch_size": ">= 1",
     "epochs": "> 0", "max_steps": ">= 1", "warmup_ratio": "[0, 1)", "max_grad_norm": ">= 0",
     "grad_accum_steps": ">= 1", "max_length": ">= 1", "sampler": SAMPLER_NAMES, "temperature": "> 0",
-    "weighting": WEIGHTING_NAMES, "eval_every": ">= 1", "eval_batch_size": ">= 1",
+    "weighting": WEIGHTING_NAMES, "weighting_lr": "> 0", "eval_every": ">= 1", "eval_batch_size": ">= 1",
     "early_stopping_patience": ">= 1", "save_every": ">= 1", "log_every": ">= 1", "seed": ">= 0",
 }

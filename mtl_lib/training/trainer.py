@@ -91,16 +91,22 @@ class Trainer:
         self.model.to(self.device)
         self._train_model = self.dist.wrap(self.model)
         enc_params, head_params = self.model.parameter_groups()
+        groups = [{"params": enc_params, "lr": c.encoder_lr, "name": "encoder"},
+                  {"params": head_params, "lr": c.classifier_lr, "name": "heads"}]
+        schedules = [self._lr_factor, self._lr_factor]
+        if list(self.weighting.parameters()):
+            # learned loss weights (uncertainty's log-variances) track the losses: no weight decay
+            # pulling them to 0, and a constant rate, so they reach their optimum 1/(2L)
+            groups.append({"params": list(self.weighting.parameters()), "lr": c.weighting_lr,
+                           "weight_decay": 0.0, "name": "weighting"})
+            schedules.append(_constant)
         self.optimizer = torch.optim.AdamW(
-            [{"params": enc_params, "lr": c.encoder_lr, "name": "encoder"},
-             {"params": head_params + list(self.weighting.parameters()), "lr": c.classifier_lr,
-              "name": "heads"}],
-            weight_decay=c.weight_decay,
+            groups, weight_decay=c.weight_decay,
             # the fused kernel updates all tensors at once; the default per-tensor loop cost a
             # third of a MiniLM step on CPU (bench/padding.py)
             fused=self.device.type in ("cpu", "cuda"),
         )
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, self._lr_factor)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, schedules)
         self.callbacks: list = [EvaluationCallback(c.eval_every or self.steps_per_epoch)]
         if c.output_dir:
             self.callbacks.append(CheckpointCallback(c.output_dir, c.save_every))
@@ -278,6 +284,10 @@ class Trainer:
                 self.model.save_pretrained(path, training=self.config.to_dict(), run=run)
         self.dist.barrier()
         return out
+
+
+def _constant(step: int) -> float:
+    return 1.0
 
 
 class _InterruptFlag:
