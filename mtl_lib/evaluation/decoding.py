@@ -32,7 +32,7 @@ import torch
 
 from ..tasks.spec import DECODINGS
 
-__all__ = ["DECODINGS", "bio_constraints", "decode_tags", "viterbi_decode"]
+__all__ = ["DECODINGS", "bio_constraints", "constraints", "decode_tags", "viterbi_decode"]
 
 
 def bio_constraints(labels: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -115,12 +115,12 @@ def decode_tags(logits: torch.Tensor, labels: Sequence[str], decoding: str = "bi
         return [labels[j] for j in logits.argmax(-1).tolist()]
     if decoding != "bio":
         raise ValueError(f"decoding must be one of {', '.join(DECODINGS)}, got {decoding!r}")
-    allowed, start = _constraints(tuple(labels))
+    allowed, start = constraints(tuple(labels))
     path = viterbi_decode(torch.log_softmax(logits.float(), dim=-1), allowed, start)
     return [labels[j] for j in path]
 
 
 @functools.lru_cache(maxsize=32)
-def _constraints(labels: tuple[str, ...]) -> tuple[torch.Tensor, torch.Tensor]:
-    # built once per label set: evaluation decodes hundreds of sentences with the same tags
+def constraints(labels: tuple[str, ...]) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`bio_constraints`, built once per label set (evaluation decodes many sentences)."""
     return bio_constraints(labels)

@@ -25,6 +25,8 @@ from typing import ClassVar
 
 from torch import Tensor, nn
 
+from .crf import CRF
+
 INIT_STD = 0.02  # transformers' default initializer_range
 
 
@@ -137,3 +139,13 @@ class TaggingHead(LinearHead):
 
     def select(self, hidden: Tensor, pooled: Tensor) -> Tensor:
         return hidden  # (B, T, H)
+
+
+class CRFTaggingHead(TaggingHead):
+    """A tagging head with a CRF on top (JointBERT's ``use_crf``): the same per-token scores,
+    read as CRF emissions, plus learned tag-transition scores (``self.crf``). See
+    :mod:`mtl_lib.models.crf`; its loss is :class:`~mtl_lib.models.losses.CRFLoss`."""
+
+    def __init__(self, hidden_size: int, num_labels: int, dropout: float = 0.1) -> None:
+        super().__init__(hidden_size, num_labels, dropout)
+        self.crf = CRF(num_labels)

@@ -194,6 +194,50 @@ class MultiLabelLoss(nn.Module):
         return F.binary_cross_entropy_with_logits(logits[counted], labels[counted].to(logits.dtype))
 
 
+class CRFLoss(nn.Module):
+    """The CRF's negative log-likelihood of the gold tags, averaged over sentences.
+
+    Tags sit at word-start tokens (the others are -100); each sentence's word starts are packed
+    to the left, in order, and scored as one sequence by the CRF.
+
+    Parameters
+    ----------
+    crf : CRF
+        The tagging head's CRF (:class:`~mtl_lib.models.heads.CRFTaggingHead`). Its parameters
+        belong to the head, so they are trained and saved with it, not with this loss.
+    """
+
+    def __init__(self, crf: nn.Module, ignore_index: int = IGNORE_INDEX) -> None:
+        super().__init__()
+        self._crf = (crf,)  # a tuple, not an attribute: registering it here would save it twice
+        self.ignore_index = ignore_index
+
+    def forward(self, logits: Tensor, labels: Tensor) -> Tensor:
+        """Return the mean negative log-likelihood.
+
+        Parameters
+        ----------
+        logits : Tensor of shape (B, T, C)
+            Emissions at every token.
+        labels : Tensor of shape (B, T), -100 off word starts
+
+        Returns
+        -------
+        Tensor of shape ()
+        """
+        counted = labels != self.ignore_index  # (B, T)
+        n_words = counted.sum(1)  # (B,)
+        rows = n_words > 0
+        if not rows.any():
+            return _zero_like_loss(logits)
+        # word starts first, in sentence order: a stable sort on "not a word start"
+        order = torch.sort((~counted).to(torch.int8), dim=1, stable=True).indices[:, : int(n_words.max())]  # (B, W)
+        emissions = logits.gather(1, order.unsqueeze(2).expand(-1, -1, logits.size(2)))  # (B, W, C)
+        tags = labels.gather(1, order)  # (B, W)
+        mask = torch.arange(order.size(1), device=labels.device) < n_words.unsqueeze(1)  # (B, W)
+        return self._crf[0].neg_log_likelihood(emissions[rows], tags[rows], mask[rows])
+
+
 def class_weights(
     label_ids: Sequence[int] | Tensor, num_classes: int, scheme: str = "uniform"
 ) -> Tensor:

@@ -70,6 +70,8 @@ class MultiTaskModel(nn.Module):
         self.heads = nn.ModuleDict(heads)
         self.tasks = {t.name: t for t in (tasks or [])}
         self.types = {name: task_type(t) for name, t in self.tasks.items()}
+        for name, tt in self.types.items():
+            tt.bind(self.heads[name])
         self.losses = nn.ModuleDict({name: tt.build_loss() for name, tt in self.types.items()})
         self.training_config: dict[str, Any] = {}  # how it was trained, when loaded from a run
         self.run_info: dict[str, Any] = {}  # where in its run it was saved (step, epoch, dev score)

@@ -62,17 +62,25 @@ class TaskType:
         """Fill in this type's defaults and check the names a task file may give."""
         where = f"task {spec.name!r}"
         spec.task_type = cls.name
-        spec.loss_type = spec.loss_type or cls.default_loss
         spec.metrics = list(spec.metrics) or list(cls.default_metrics)
         spec.label_field = spec.label_field or cls.default_label_field(spec.format)
-        if spec.loss_type not in LOSSES:
-            raise TaskFileError(f"{where}: loss_type {spec.loss_type!r} is not one of {', '.join(LOSSES)}")
+        cls.complete_loss(spec)
         for m in spec.metrics:
             if m not in METRICS:
                 raise TaskFileError(f"{where}: metric {m!r} is not one of {', '.join(METRICS)}")
         if spec.class_weighting != "uniform" and not cls.weighted:
             raise TaskFileError(f"{where}: class_weighting applies to classification-like tasks, "
                                 f"not to {cls.name}")
+
+    @classmethod
+    def complete_loss(cls, spec: TaskSpec) -> None:
+        """Default and check the task's ``loss_type`` (and the keys that change the loss)."""
+        spec.loss_type = spec.loss_type or cls.default_loss
+        if spec.loss_type not in LOSSES:
+            raise TaskFileError(f"task {spec.name!r}: loss_type {spec.loss_type!r} is not one of "
+                                f"{', '.join(LOSSES)}")
+        if spec.use_crf:
+            raise TaskFileError(f"task {spec.name!r}: use_crf applies to tagging tasks, not to {cls.name}")
 
     @staticmethod
     def default_label_field(fmt: str) -> str:
@@ -117,6 +125,9 @@ class TaskType:
         return self.index[gold]
 
     # -- the model -----------------------------------------------------------------------------
+    def bind(self, head: nn.Module) -> None:
+        """Called with the task's head once the model exists (a CRF head's transitions live there)."""
+
     def build_head(self, hidden_size: int) -> nn.Module:
         return self.head(hidden_size, self.spec.num_labels, dropout=self.spec.dropout_prob)
 

@@ -12,12 +12,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from torch import Tensor
+from torch import Tensor, nn
 
 from ..data.encoding import align_word_labels
-from ..evaluation.decoding import decode_tags
+from ..evaluation.decoding import constraints, decode_tags
 from ..evaluation.metrics import conll_chunks
-from ..models.heads import TaggingHead
+from ..models.heads import CRFTaggingHead, TaggingHead
+from ..models.losses import CRFLoss
+from ..tasks.spec import TaskFileError, TaskSpec
 from .base import TaskType
 
 __all__ = ["TaggingType"]
@@ -33,6 +35,26 @@ class TaggingType(TaskType):
     head = TaggingHead
     label_kind = "token"  # (B, T), -100 off word starts
     weighted = False
+    crf = None  # the head's CRF, when the task has use_crf
+
+    @classmethod
+    def complete_loss(cls, spec: TaskSpec) -> None:
+        if not spec.use_crf:
+            return super().complete_loss(spec)
+        if spec.loss_type not in ("", "CRFLoss"):
+            raise TaskFileError(f"task {spec.name!r}: use_crf trains with the CRF likelihood (loss_type "
+                                f"CRFLoss), not {spec.loss_type!r}")
+        spec.loss_type = "CRFLoss"
+
+    def build_head(self, hidden_size: int) -> nn.Module:
+        head = CRFTaggingHead if self.spec.use_crf else TaggingHead
+        return head(hidden_size, self.spec.num_labels, dropout=self.spec.dropout_prob)
+
+    def bind(self, head: nn.Module) -> None:
+        self.crf = getattr(head, "crf", None)
+
+    def build_loss(self, weight=None) -> nn.Module:
+        return CRFLoss(self.crf) if self.crf is not None else super().build_loss(weight)
 
     @staticmethod
     def default_label_field(fmt: str) -> str:
@@ -62,7 +84,12 @@ class TaggingType(TaskType):
     def decode(self, logits: Tensor, feature: dict) -> list[str]:
         """Word tags from one example's token logits ``(T, C)``."""
         first = word_starts(feature["word_ids"])
-        read = decode_tags(logits[list(first.values())], self.spec.labels, self.spec.tag_decoding)
+        scores = logits[list(first.values())]  # (W, C) at each word's first token
+        if self.crf is not None:  # learned transitions, within the BIO rules unless told otherwise
+            bio = constraints(tuple(self.spec.labels)) if self.spec.tag_decoding == "bio" else (None, None)
+            read = [self.spec.labels[j] for j in self.crf.decode(scores, *bio)]
+        else:
+            read = decode_tags(scores, self.spec.labels, self.spec.tag_decoding)
         tags = dict(zip(first, read))
         return [tags.get(w, "O") for w in range(feature["n_words"])]
 

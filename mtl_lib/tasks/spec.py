@@ -64,6 +64,9 @@ class TaskSpec:
         Tagging tasks: ``"bio"`` (default) reads the best tag sequence that obeys the BIO
         scheme (Viterbi, see :mod:`mtl_lib.evaluation.decoding`); ``"argmax"`` takes each
         word's top tag.
+    use_crf : bool
+        Tagging tasks: a CRF on top of the head (learned tag transitions), trained with the
+        CRF likelihood (``loss_type`` CRFLoss) and decoded by Viterbi (JointBERT's ``use_crf``).
     """
 
     name: str
@@ -91,6 +94,7 @@ class TaskSpec:
     config_name: str = ""
     file_names: list[str] = field(default_factory=list)
     tag_decoding: str = "bio"
+    use_crf: bool = False
 
     def __post_init__(self) -> None:
         where = f"task {self.name!r}"
