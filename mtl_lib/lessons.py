@@ -216,7 +216,8 @@ def cached_run(run: str | LessonRun, callbacks: list | None = None, fast: bool |
               "training it again")
     else:
         print(f"{run.name}: not in the cache ({where}): training it now")
-    partial = where.with_name(where.name + ".partial")
+    # each process trains into its own directory: two lessons may train one run at once
+    partial = where.with_name(f"{where.name}.partial-{os.getpid()}")
     shutil.rmtree(partial, ignore_errors=True)
     partial.mkdir(parents=True)
     start = time.perf_counter()
@@ -229,8 +230,11 @@ def cached_run(run: str | LessonRun, callbacks: list | None = None, fast: bool |
             "seconds": round(time.perf_counter() - start, 1),
             "trained": datetime.now(timezone.utc).isoformat(timespec="seconds")}
     (partial / "run.json").write_text(json.dumps(info, indent=2))
-    shutil.rmtree(where, ignore_errors=True)
-    partial.rename(where)  # a run is in the cache whole or not at all
+    if (_read_info(where) or {}).get("settings") == settings:  # stored meanwhile by another process
+        shutil.rmtree(partial, ignore_errors=True)
+    else:
+        shutil.rmtree(where, ignore_errors=True)
+        partial.rename(where)  # a run is in the cache whole or not at all
     return model, history
 
 

@@ -106,6 +106,7 @@ def test_notebook_is_a_lesson(name):
     # the papermill parameters cell is the first code cell and has the fast switch
     assert "parameters" in code[0].metadata.get("tags", [])
     assert 'FAST = os.environ.get("MTL_LIB_FAST") == "1"' in code[0].source
+    assert re.search(r"^RUN_SOLUTIONS = False\b", code[0].source, re.M)
     if name not in NO_MATH:
         assert any("$$" in m for m in md), "lessons write out their math"
     assert any(re.search(r"^## Summary", m, re.M) for m in md)
@@ -115,8 +116,42 @@ def test_notebook_is_a_lesson(name):
     heading, solution = nb.cells[i + 1], nb.cells[i + 2]
     assert heading.cell_type == "markdown" and heading.source.startswith("### Solution")
     assert solution.cell_type == "code" and solution.metadata["jupyter"]["source_hidden"] is True
+    assert _solution_is_switched_off(solution.source), "the solution must run only if RUN_SOLUTIONS"
     # at least one picture: a figure from mtl_lib.ui.plots, matplotlib or a widget
     assert any(re.search(r"\bplot_\w+\(|plt\.|display\(", c.source) for c in code)
+
+
+def _solution_is_switched_off(source: str) -> bool:
+    """The whole cell is ``if not RUN_SOLUTIONS: print(<a hint naming the switch>) else: ...``."""
+    body = ast.parse(source).body
+    stmt = body[0] if len(body) == 1 else None
+    if not (isinstance(stmt, ast.If) and ast.unparse(stmt.test) == "not RUN_SOLUTIONS" and stmt.orelse):
+        return False
+    hint = stmt.body[0] if len(stmt.body) == 1 else None
+    return isinstance(hint, ast.Expr) and ast.unparse(hint.value).startswith("print(") \
+        and "RUN_SOLUTIONS = True" in ast.unparse(hint.value)
+
+
+def test_the_solution_check_sees_a_solution_that_always_runs():
+    assert _solution_is_switched_off(
+        "if not RUN_SOLUTIONS:\n    print('Not run: set RUN_SOLUTIONS = True')\nelse:\n    x = 1")
+    assert not _solution_is_switched_off("x = 1")
+    assert not _solution_is_switched_off("if RUN_SOLUTIONS:\n    x = 1")  # no hint
+    assert not _solution_is_switched_off(
+        "if not RUN_SOLUTIONS:\n    print('Not run: set RUN_SOLUTIONS = True')\nelse:\n    x = 1\ny = 2")
+
+
+# A cell that shows what a trained model scores or predicts; in fast mode those numbers come
+# from a tiny random encoder, and the cell must say so (fast_mode_note prints one line).
+RESULT = re.compile(r"\b(last_metrics|evaluate|plot_metrics|plot_per_class|plot_confusion_matrix|"
+                    r"hierarchical_metrics)\(|\.predict\(")
+
+
+@pytest.mark.parametrize("name", LESSONS)
+def test_fast_mode_results_say_they_are_meaningless(name):
+    for i, source in enumerate(_code(_read(name))):
+        if RESULT.search(source) and "def " not in source.split("\n")[0]:
+            assert "fast_mode_note(FAST)" in source, f"{name}, code cell {i}: call fast_mode_note(FAST)"
 
 
 # ------------------------------------------------------------------ no copy of the library
@@ -175,14 +210,27 @@ _results: dict[str, tuple[float, str | None]] = {}
 _lock = threading.Lock()
 
 
-def _execute(name: str) -> tuple[float, str | None]:
+def with_parameters(nb: nbformat.NotebookNode, **values) -> nbformat.NotebookNode:
+    """A copy of ``nb`` with a cell setting ``values`` right after the parameters cell, as
+    papermill injects parameters."""
+    nb = nbformat.from_dict(nb)
+    at = next(i for i, c in enumerate(nb.cells) if "parameters" in c.metadata.get("tags", []))
+    cell = nbformat.v4.new_code_cell("\n".join(f"{k} = {v!r}" for k, v in values.items()))
+    cell.metadata["tags"] = ["injected-parameters"]
+    nb.cells.insert(at + 1, cell)
+    return nb
+
+
+def _execute(name: str, cache: Path) -> tuple[float, str | None]:
     from nbclient import NotebookClient
     from nbclient.exceptions import CellExecutionError, CellTimeoutError
 
-    nb = _read(name)
+    # the solutions run too (Run All skips them), so that CI sees them work
+    nb = with_parameters(_read(name), RUN_SOLUTIONS=True)
     env = dict(os.environ, MTL_LIB_FAST="1", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1",
                HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", TOKENIZERS_PARALLELISM="false",
-               MPLBACKEND="module://matplotlib_inline.backend_inline")
+               MPLBACKEND="module://matplotlib_inline.backend_inline",
+               MTL_LIB_LESSON_CACHE=str(cache))  # empty at first: the lessons train their runs
     client = NotebookClient(nb, timeout=CELL_TIMEOUT, kernel_name="python3",
                             resources={"metadata": {"path": str(NB_DIR)}})
     start, error = time.perf_counter(), None
@@ -197,14 +245,15 @@ def _execute(name: str) -> tuple[float, str | None]:
 
 
 @pytest.fixture(scope="module")
-def executed(request):
+def executed(request, tmp_path_factory):
     """Run every notebook selected in this session, WORKERS at a time; {name: (s, error)}."""
     wanted = sorted({item.callspec.params["name"] for item in request.session.items
                      if item.originalname == "test_notebook_runs_in_fast_mode"})
+    cache = tmp_path_factory.mktemp("lesson_cache")
     with _lock:
         todo = [n for n in wanted if n not in _results]
         with ThreadPoolExecutor(max_workers=WORKERS) as pool:
-            for name, result in zip(todo, pool.map(_execute, todo)):
+            for name, result in zip(todo, pool.map(lambda n: _execute(n, cache), todo)):
                 _results[name] = result
     return _results
 
@@ -216,3 +265,8 @@ def test_notebook_runs_in_fast_mode(name, executed):
     seconds, error = executed[name]
     print(f"{name}: {seconds:.0f} s")
     assert error is None, f"{name} failed after {seconds:.0f} s:\n{error}"
+    nb = nbformat.read(ARTIFACTS / f"{name}.ipynb", as_version=4)
+    text = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []))
+    assert "Not run: set RUN_SOLUTIONS" not in text, "the injected RUN_SOLUTIONS = True did not reach it"
+    if any(RESULT.search(c.source) for c in nb.cells if c.cell_type == "code"):
+        assert "meaningless" in text, "a fast-mode result was shown without saying it is meaningless"
