@@ -7,7 +7,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install demo test test-fast lint docs bench browser-deps clean
+.PHONY: install demo test test-fast lint docs lessons bench browser-deps clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -38,6 +38,12 @@ lint: install
 
 docs: install
 	$(VENV)/bin/sphinx-build -W --keep-going -q -b html docs docs/_build/html
+
+# The lessons with real results: train every run of notebooks/lesson_runs.yml once (MiniLM;
+# kept in notebooks/cache/), then execute every lesson in full mode into docs/lessons/, which
+# `make docs` renders as it is. FAST=1: tiny encoders, a few minutes, pages marked as placeholders.
+lessons: install
+	$(PY) notebooks/make_lessons.py $(if $(FAST),--fast)
 
 bench: install
 	$(PY) bench/run_all.py

@@ -32,23 +32,26 @@ extensions = [
     "sphinx.ext.doctest",
     "sphinx.ext.intersphinx",
     "mtl_docs",
+    "myst_nb",  # the lessons: executed copies in lessons/ (`make lessons`), rendered as they are
 ]
 
-# docs/dev holds internal working notes; _build holds the output and build-time figures.
-exclude_patterns = ["_build", "dev", "Thumbs.db", ".DS_Store"]
+# docs/dev holds internal working notes; _build holds the output and build-time figures;
+# reliability_results.md is a result file that reliability.rst includes, not a page.
+exclude_patterns = ["_build", "dev", "Thumbs.db", ".DS_Store", "reliability_results.md"]
 templates_path: list[str] = []
 html_static_path = ["_static"]
 html_css_files = ["mtl.css"]
-html_theme = "alabaster"
+html_theme = "furo"
 html_title = f"mtl_lib {release}"
-html_theme_options = {
-    "description": "Multi-task NLP with one shared transformer encoder",
-    "page_width": "1180px",
-    "sidebar_width": "230px",
-    "fixed_sidebar": True,
-    "show_relbars": True,
-}
-html_sidebars = {"**": ["about.html", "navigation.html", "relations.html", "searchbox.html"]}
+html_theme_options = {"navigation_with_keys": True}
+
+# The lessons are executed by `make lessons` (or its fast variant), never by the docs build:
+# the pages show the outputs stored in docs/lessons/*.ipynb, plots included.
+nb_execution_mode = "off"
+nb_output_stderr = "remove"  # progress bars and library warnings: noise on a page
+nb_merge_streams = True
+myst_enable_extensions = ["dollarmath", "amsmath"]
+myst_heading_anchors = 3
 
 # autodoc + numpy-style docstrings
 autodoc_member_order = "bysource"
@@ -71,4 +74,4 @@ except ImportError:
     pass
 else:
     html_math_renderer = "mathml"
-pygments_style = "sphinx"
+pygments_style = "friendly"  # code cells on a light background, readable in both furo modes

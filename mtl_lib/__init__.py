@@ -10,7 +10,8 @@ each importing only from the ones before it (``tests/test_layers.py`` checks it)
 4. ``task_types``                   one class per kind of task, composing the layers above
 5. ``models.multitask``             the shared-encoder model and its checkpoint directory
 6. ``training``, ``evaluation.evaluate``, ``evaluation.predict``   the loop, scoring, inference
-7. ``experiment``, ``db_linear``    from a task file, or a label tree, to a ready model
+7. ``experiment``, ``db_linear``,   from a task file, or a label tree, to a ready model;
+   ``lessons``                      the lessons' runs, trained once and cached
 8. ``ui``, ``cli``                  plots, widgets, the ``mtl-lib`` command
 
 Names are imported when first used, so ``import mtl_lib.tasks.spec`` stays light (no torch).
@@ -45,6 +46,7 @@ _PUBLIC: dict[str, list[str]] = {  # module -> the names it contributes to the p
     "evaluation.predict": ["Predictor"],
     "experiment": ["build_experiment", "build_groups", "load_task_file", "snips_tasks"],
     "db_linear": ["DB_Linear"],
+    "lessons": ["LessonRun", "cached_run", "fast_mode_note", "lesson_run", "lesson_runs"],
 }
 _MODULE_OF = {name: module for module, names in _PUBLIC.items() for name in names}
 

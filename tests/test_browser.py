@@ -71,7 +71,7 @@ def jupyterlab(tmp_path):
     """A JupyterLab server over a copy of notebooks/; yields (base_url, token)."""
     workdir = tmp_path / "notebooks"
     shutil.copytree(ROOT / "notebooks", workdir,
-                    ignore=shutil.ignore_patterns("runs", ".ipynb_checkpoints", "__pycache__"))
+                    ignore=shutil.ignore_patterns("runs", "cache", ".ipynb_checkpoints", "__pycache__"))
     (tmp_path / "examples").symlink_to(ROOT / "examples")  # the notebooks read ../examples
     _write_settings(tmp_path / "settings")
     port, token = _free_port(), secrets.token_hex(16)
@@ -175,6 +175,9 @@ def test_lesson_05_runs_in_jupyterlab_and_widgets_render(jupyterlab):
             outputs = page.locator(".jp-OutputArea-output").all_inner_texts()
             failures = [t for t in outputs if "Traceback" in t or "Error displaying widget" in t]
             assert not failures, f"cell errors:\n{failures[0][:3000]}"
+            # Run All skips the exercise's solution and says how to run it
+            assert any("Not run: set RUN_SOLUTIONS = True" in t for t in outputs)
+            assert any("FAST MODE" in t and "meaningless" in t for t in outputs)
 
             # widget views: the dashboard (status + image), the panel (its Run button)
             widgets = page.locator(".jp-OutputArea-output .jupyter-widgets")

@@ -190,6 +190,15 @@ def test_docs_build_without_warnings(tmp_path):
     for field in ("encoder_lr", "grad_accum_steps", "early_stopping_patience"):
         assert f">{field}<" in pages["training"]
     assert ">class_weighting<" in pages["task_files"]
+    # the lessons: executed copies rendered as pages, in the navigation, with their plots
+    lessons = sorted(p.stem for p in (ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+    assert sorted(p.stem for p in (out / "lessons").glob("*.html")) == lessons
+    for name in lessons:
+        page = (out / "lessons" / f"{name}.html").read_text(encoding="utf-8")
+        assert re.search(r'<img [^>]*src="\.\./_images/[^"]+\.png"', page), f"{name}: no plot"
+        assert f'href="lessons/{name}.html"' in pages["notebooks"]
+        assert f'lessons/{name}.html"' in pages["index"], f"{name} is not in the navigation"
+    assert "furo" in pages["index"]
     # the architecture page names every subpackage of the layer list
     for package in ("tasks/", "data/", "models/", "evaluation/", "task_types/", "training/",
                     "ui/", "experiment.py", "db_linear.py", "cli.py"):

@@ -27,7 +27,7 @@ LAYERS = [  # bottom first: (name, module prefixes)
     ("task types", ["task_types"]),
     ("the multi-task model", ["models.multitask"]),
     ("training, evaluation, prediction", ["training", "evaluation.evaluate", "evaluation.predict"]),
-    ("presets", ["experiment", "db_linear"]),
+    ("presets", ["experiment", "db_linear", "lessons"]),
     ("ui, cli, public API", ["ui", "cli", ""]),
 ]
 

@@ -28,7 +28,7 @@ import yaml
 from ..training.config import TrainerConfig
 from .spec import TaskFileError, TaskSpec
 
-__all__ = ["TaskFile", "parse_tasks", "read_task_file"]
+__all__ = ["TaskFile", "parse_tasks", "read_task_file", "read_yaml"]
 
 
 @dataclass
@@ -97,23 +97,28 @@ def read_task_file(path: str | Path) -> TaskFile:
         names the file, the task and the key. YAML task names are unique by construction:
         a duplicated task name is reported rather than silently overwritten.
     """
+    tf = parse_tasks(read_yaml(path), str(path))
+    tf.source = str(path)
+    return tf
+
+
+def read_yaml(path: str | Path, what: str = "task file") -> Any:
+    """Safe YAML with unique keys; a missing file, bad UTF-8 or bad YAML is a ``TaskFileError``
+    naming the file (and the line)."""
     path = Path(path)
     if not path.is_file():
-        raise TaskFileError(f"{path}: task file not found")
+        raise TaskFileError(f"{path}: {what} not found")
     try:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as err:
         raise TaskFileError(f"{path}: not valid UTF-8 (byte {err.start})") from None
     try:
-        raw = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - SafeLoader subclass
+        return yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - SafeLoader subclass
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
         problem = getattr(err, "problem", None) or str(err).splitlines()[0]
         raise TaskFileError(f"{where}: invalid YAML: {problem}") from None
-    tf = parse_tasks(raw, str(path))
-    tf.source = str(path)
-    return tf
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):
