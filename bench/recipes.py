@@ -1,0 +1,102 @@
+"""Tuning a shipped recipe on dev: each option's effect, measured in one run of this script.
+
+A recipe is a task file in examples/tasks/. Each ``--option`` changes a few of its settings
+(``NAME:KEY=VALUE,KEY=VALUE``; KEY is ``training.<option>``, ``<task>.<key>`` or
+``encoder.pooling``) and is trained from the same pretrained encoder and seed; the dev scores
+at the end and the wall time of each are printed side by side and appended to
+``bench/results/recipes.json``. Only dev is ever scored (test splits are held back).
+
+    python bench/recipes.py examples/tasks/snips.yml --option base: --option crf:slots.use_crf=true
+    python bench/recipes.py examples/tasks/snips.yml --quick    # tiny encoder, a few steps
+
+Times are only comparable between options of one run on an idle machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from pathlib import Path
+
+import _common as C  # bench/ is the script's directory, so this is importable
+import yaml
+
+from mtl_lib import Trainer, TrainerConfig, build_experiment, load_task_file
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def parse_option(text: str) -> tuple[str, dict[str, object]]:
+    """``"crf:slots.use_crf=true,training.epochs=4"`` -> ("crf", {"slots.use_crf": True, ...})."""
+    name, _, body = text.partition(":")
+    changes = {}
+    for item in filter(None, body.split(",")):
+        key, sep, value = item.partition("=")
+        if not sep or "." not in key:
+            raise SystemExit(f"--option {text!r}: expected KEY=VALUE with KEY like training.epochs")
+        changes[key.strip()] = yaml.safe_load(value)
+    return name, changes
+
+
+def run_option(taskfile: Path, changes: dict, quick: bool, seed: int) -> dict:
+    tf = load_task_file(taskfile)
+    training = {**tf.training, "seed": seed, "progress": False, "output_dir": None}
+    pooling = None
+    for key, value in changes.items():
+        owner, _, field = key.partition(".")
+        if owner == "training":
+            training[field] = value
+        elif owner == "encoder" and field == "pooling":
+            pooling = value
+        else:
+            (spec,) = [t for t in tf.tasks if t.name == owner]
+            setattr(spec, field, value)
+    if quick:
+        training |= {"max_steps": 4, "eval_every": 4, "batch_size": 8}
+        for t in tf.tasks:
+            t.max_examples = 40
+    config = TrainerConfig.from_dict(training)
+    model, groups = build_experiment(tf, "tiny-bert" if quick else None, max_length=config.max_length, seed=0)
+    if pooling:
+        model.encoder.pooling = pooling
+    trainer = Trainer(model, groups, config)
+    start = time.perf_counter()
+    history = trainer.fit()
+    seconds = time.perf_counter() - start
+    evals = history.eval_rows()
+    return {"changes": changes, "steps": trainer.step, "epochs": trainer.step / trainer.steps_per_epoch,
+            "train_time_s": seconds, "dev": history.last_metrics(),
+            "dev_curve": [{k: r[k] for k in ("step", "task", "metric", "value")} for r in evals]}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("taskfile", type=Path)
+    p.add_argument("--option", action="append", default=[], help="NAME:KEY=VALUE,...  (repeatable)")
+    p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--quick", action="store_true", help="tiny encoder, 4 steps: a smoke test")
+    p.add_argument("--results", type=Path, default=Path(__file__).parent / "results" / "recipes.json")
+    args = p.parse_args()
+    C.setup(args.threads)
+    options = [parse_option(o) for o in args.option] or [("base", {})]
+    rows = []
+    for name, changes in options:
+        row = {"recipe": args.taskfile.stem, "option": name, "seed": args.seed, **run_option(
+            args.taskfile, changes, args.quick, args.seed)}
+        rows.append(row)
+        scores = "  ".join(f"{t}.{m} {100 * v:.2f}" for t, ms in row["dev"].items() for m, v in ms.items())
+        print(f"{args.taskfile.stem} {name:<16} {row['train_time_s'] / 60:5.1f} min  {scores}", flush=True)
+    if args.quick:
+        return
+    results = json.loads(args.results.read_text()) if args.results.exists() else {"runs": []}
+    meta = {"date": time.strftime("%Y-%m-%d %H:%M:%S"), "threads": args.threads, "cpu_count": os.cpu_count(),
+            "taskfile": str(args.taskfile.relative_to(ROOT) if args.taskfile.is_absolute() else args.taskfile)}
+    results["runs"] += [{**meta, **r} for r in rows]
+    args.results.write_text(json.dumps(results, indent=1))
+
+
+if __name__ == "__main__":
+    main()
