@@ -54,15 +54,18 @@ DEFAULT_CONFIG: dict = {
     "class_weighting": "uniform",  # or "inverse_frequency" (w_c = N / (C n_c))
     "weight_decay": 0.01,  # AdamW, both groups
     "max_grad_norm": 1.0,  # gradient clipping; 0 or None to disable
+    "lr_schedule": "constant",  # the seed trains at fixed rates; "linear" decays them to 0
+    "warmup_ratio": 0.0,  # share of the steps spent warming the rates up from 0
     "seed": 0,  # head init, batch order and dropout masks
 }
 _RULES = {"encoder_lr": ("float", ">= 0"), "classifier_lr": ("float", ">= 0"), "dropout": ("float", "[0, 1)"),
           "encoder": ("str", None), "pooling": ("str", POOLING_MODES), "max_length": ("int", ">= 1"),
           "batch_size": ("int", ">= 1"), "eval_batch_size": ("int", ">= 1"), "epochs": ("int", ">= 1"),
           "class_weighting": ("str", ("uniform", "inverse_frequency")), "weight_decay": ("float", ">= 0"),
-          "max_grad_norm": ("float", ">= 0"), "seed": ("int", ">= 0")}
+          "max_grad_norm": ("float", ">= 0"), "lr_schedule": ("str", ("constant", "linear")),
+          "warmup_ratio": ("float", "[0, 1)"), "seed": ("int", ">= 0")}
 _TRAINER_KEYS = ("encoder_lr", "classifier_lr", "batch_size", "eval_batch_size", "epochs", "weight_decay",
-                 "max_length", "seed")
+                 "max_length", "lr_schedule", "warmup_ratio", "seed")
 
 
 def _check_config(config: dict | None) -> dict:

@@ -392,6 +392,17 @@ def test_warmup_then_linear_decay_schedule(tiny_snips, intent16):
     assert max(x["lrs"][0] for x in seen) == pytest.approx(1e-4)
 
 
+def test_warmup_then_constant_schedule(tiny_snips, intent16):
+    enc, _ = tiny_snips
+    model = MultiTaskModel.from_tasks(copy.deepcopy(enc), intent16.tasks)
+    trainer = Trainer(model, [intent16], max_steps=6, warmup_ratio=0.5, lr_schedule="constant", batch_size=8,
+                      encoder_lr=1e-4, progress=False)
+    history = trainer.fit()
+    # warm = 3 steps at (s+1)/4, then the full rate to the end
+    assert [r["lr"] for r in history.train_rows("intent")] == pytest.approx([1e-4 * f for f in
+                                                                              (1 / 4, 2 / 4, 3 / 4, 1, 1, 1)])
+
+
 def test_gradient_clipping(tiny_snips, intent16):
     enc, _ = tiny_snips
     norms = {}

@@ -35,6 +35,7 @@ class TrainerConfig:
     epochs: float = 3.0
     max_steps: int | None = None  # overrides epochs when set (optimiser steps)
     warmup_ratio: float = 0.1
+    lr_schedule: str = "linear"  # after warm-up: "linear" decay to 0 at the end, or "constant"
     max_grad_norm: float = 1.0  # 0 switches clipping off
     grad_accum_steps: int = 1
     max_length: int = 128
@@ -77,6 +78,6 @@ _RULES: dict[str, str | tuple] = {
     "encoder_lr": "> 0", "classifier_lr": "> 0", "weight_decay": ">= 0", "batch_size": ">= 1",
     "epochs": "> 0", "max_steps": ">= 1", "warmup_ratio": "[0, 1)", "max_grad_norm": ">= 0",
     "grad_accum_steps": ">= 1", "max_length": ">= 1", "sampler": SAMPLER_NAMES, "temperature": "> 0",
-    "weighting": WEIGHTING_NAMES, "weighting_lr": "> 0", "eval_every": ">= 1", "eval_batch_size": ">= 1",
+    "weighting": WEIGHTING_NAMES, "lr_schedule": ("linear", "constant"), "weighting_lr": "> 0", "eval_every": ">= 1", "eval_batch_size": ">= 1",
     "early_stopping_patience": ">= 1", "save_every": ">= 1", "log_every": ">= 1", "seed": ">= 0",
 }

@@ -211,10 +211,12 @@ class Trainer:
 
     # -- schedule and data ---------------------------------------------------------------------
     def _lr_factor(self, step: int) -> float:
-        """Linear warm-up to 1, then linear decay to 0 at ``total_steps``."""
+        """Linear warm-up to 1, then linear decay to 0 at ``total_steps`` (or constant)."""
         warm = int(self.config.warmup_ratio * self.total_steps)
         if step < warm:
             return (step + 1) / (warm + 1)
+        if self.config.lr_schedule == "constant":
+            return 1.0
         return max(0.0, (self.total_steps - step) / max(1, self.total_steps - warm))
 
     def group_batches(self, g: int, epoch: int) -> list[list[int]]:
