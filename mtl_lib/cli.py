@@ -84,13 +84,17 @@ def _parse_value(text: str):
 
 
 def cmd_encoders(args) -> int:
-    from .models.encoders import list_encoders
+    from .models.registry import known_good_encoders, list_encoders
 
     rows = list_encoders()
     print(f"{'family':<11} {'config name':<22} {'default':<8} {'pooling':<8} available here")
     for r in rows:
         where = f"yes  ({r.location})" if r.available else "no"
         print(f"{r.family:<11} {r.name:<22} {'*' if r.is_family_default else '':<8} {r.pooling:<8} {where}")
+    print("\nKnown good beyond the table (any AutoModel with a fast tokenizer works: a hub id in the "
+          "Hugging Face cache or a directory):")
+    for r in known_good_encoders():
+        print(f"{r.family:<11} {r.name:<40} {r.pooling:<6} {'here' if r.available else 'not here':<9} {r.note}")
     return 0
 
 
