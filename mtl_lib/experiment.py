@@ -34,6 +34,7 @@ from .models.multitask import MultiTaskModel
 from .models.tiny import tiny_encoder
 from .task_types import task_type
 from .task_types.base import unknown_label_error
+from .tasks.examples import resolve_task_file
 from .tasks.spec import TaskFileError, TaskSpec
 from .tasks.task_file import TaskFile, read_task_file
 
@@ -43,13 +44,16 @@ __all__ = ["build_experiment", "build_groups", "load_task_file", "resolve_encode
 def load_task_file(path: str | Path) -> TaskFile:
     """Read a YAML task file and check every task against its task type.
 
+    ``path`` may also name an example task file shipped with mtl_lib: ``"snips"``,
+    ``"mixed"``, ``"hierarchical"`` (:func:`~mtl_lib.tasks.examples.example_task_files`).
+
     Raises
     ------
     TaskFileError
         For a missing or unreadable file, bad YAML, unknown keys or bad values; the message
         names the file, the task and the key.
     """
-    tf = read_task_file(path)
+    tf = read_task_file(resolve_task_file(path))
     for spec in tf.tasks:
         try:
             task_type(spec)
