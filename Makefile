@@ -9,11 +9,11 @@ export TOKENIZERS_PARALLELISM := false
 
 .PHONY: install demo test test-fast lint docs lessons bench browser-deps clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml setup.py
 	test -x $(PY) || python3 -m venv $(VENV)
 	# The CPU build of torch first: a plain `torch` requirement would pull a multi-GB CUDA build.
 	$(PY) -m pip install -q torch==2.13.0
-	$(PY) -m pip install -q -e '.[dev]'
+	$(PY) -m pip install -q -e '.[dev,notebooks]'
 	touch $(STAMP)
 
 install: $(STAMP)

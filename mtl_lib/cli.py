@@ -70,7 +70,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     r = sub.add_parser("predict", help="predict every task for lines of text (JSONL out)")
     r.add_argument("checkpoint", help="checkpoint or run directory")
-    r.add_argument("--input", "-i", default="-", help="text file, one input per line (default: stdin)")
+    r.add_argument("--input", "-i", default="-",
+                   help="one text per line, or JSONL lines {\"text\": ..., \"text_pair\": ...} for "
+                        "sentence-pair tasks (default: stdin)")
     r.add_argument("--output", "-o", default="-", help="JSONL output file (default: stdout)")
 
     sub.add_parser("encoders", help="list the encoder registry and what is available here")
@@ -84,13 +86,17 @@ def _parse_value(text: str):
 
 
 def cmd_encoders(args) -> int:
-    from .models.encoders import list_encoders
+    from .models.registry import known_good_encoders, list_encoders
 
     rows = list_encoders()
     print(f"{'family':<11} {'config name':<22} {'default':<8} {'pooling':<8} available here")
     for r in rows:
         where = f"yes  ({r.location})" if r.available else "no"
         print(f"{r.family:<11} {r.name:<22} {'*' if r.is_family_default else '':<8} {r.pooling:<8} {where}")
+    print("\nKnown good beyond the table (any AutoModel with a fast tokenizer works: a hub id in the "
+          "Hugging Face cache or a directory):")
+    for r in known_good_encoders():
+        print(f"{r.family:<11} {r.name:<40} {r.pooling:<6} {'here' if r.available else 'not here':<9} {r.note}")
     return 0
 
 
@@ -215,6 +221,39 @@ def _data_options(values: list[str], tasks: list[str]) -> list[tuple[str | None,
     return out
 
 
+def _predict_inputs(text: str, name: str) -> tuple[list[str], list[str | None]]:
+    """Texts and second sentences from ``--input``: JSONL when its first line is a JSON object
+    (``text``, optional ``text_pair``; blank lines skipped), else one text per line."""
+    # one input per "\n" line: str.splitlines would also split inside a line at \x0c, \x1c, \u2028...
+    lines = [ln[:-1] if ln.endswith("\r") else ln for ln in text.split("\n")]
+    if lines and lines[-1] == "":
+        lines.pop()
+    try:
+        jsonl = bool(lines) and lines[0].lstrip().startswith("{") and isinstance(json.loads(lines[0]), dict)
+    except ValueError:
+        jsonl = False
+    if not jsonl:
+        return lines, [None] * len(lines)
+    texts, pairs = [], []
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except ValueError as err:
+            raise UserError(f"{name}:{number}: not a JSON object ({err}); the input is read as JSONL "
+                            "because its first line is one") from None
+        if not isinstance(record, dict) or not isinstance(record.get("text"), str):
+            raise UserError(f"{name}:{number}: expected an object with a string \"text\" "
+                            "(and optionally \"text_pair\")")
+        pair = record.get("text_pair")
+        if pair is not None and not isinstance(pair, str):
+            raise UserError(f"{name}:{number}: \"text_pair\" must be a string, got {type(pair).__name__}")
+        texts.append(record["text"])
+        pairs.append(pair)
+    return texts, pairs
+
+
 def cmd_predict(args) -> int:
     from .evaluation.predict import Predictor
 
@@ -229,16 +268,27 @@ def cmd_predict(args) -> int:
         text = data.decode("utf-8") if isinstance(data, bytes) else data
     except (OSError, UnicodeDecodeError) as err:
         raise UserError(f"{name}: cannot read ({err})") from None
-    # one input per "\n" line: str.splitlines would also split inside a line at \x0c, \x1c, \u2028...
-    lines = [ln[:-1] if ln.endswith("\r") else ln for ln in text.split("\n")]
-    if lines and lines[-1] == "":
-        lines.pop()
-    results = predictor.predict(lines) if lines else []
-    text = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in results)
+    texts, pairs = _predict_inputs(text, name)
+    pair_tasks = [n for n, tt in predictor.model.types.items() if tt.reads_pairs]
+    unpaired = [i for i, p in enumerate(pairs) if p is None]
+    if pair_tasks and unpaired:
+        if len(pair_tasks) == len(predictor.model.types):
+            raise UserError(f"{name}: input {unpaired[0] + 1} has no second sentence, and every task of this "
+                            f"checkpoint ({', '.join(pair_tasks)}) reads sentence pairs; give JSONL lines "
+                            '{"text": "...", "text_pair": "..."}')
+        print(f"mtl-lib predict: note: {len(unpaired)} input(s) have no \"text_pair\": the sentence-pair "
+              f"task(s) {', '.join(pair_tasks)} are left out of their records", file=sys.stderr)
+    results = predictor.predict(texts, text_pairs=pairs) if texts else []
+    out = []
+    for number, r in enumerate(results, 1):
+        try:  # JSON has no NaN: never write a line other programs cannot read
+            out.append(json.dumps(r, ensure_ascii=False, allow_nan=False) + "\n")
+        except ValueError:
+            raise UserError(f"{name}: input {number}: the prediction holds NaN or infinite scores") from None
     if args.output == "-":
-        sys.stdout.write(text)
+        sys.stdout.write("".join(out))
     else:
-        Path(args.output).write_text(text, encoding="utf-8")
+        Path(args.output).write_text("".join(out), encoding="utf-8")
     return 0
 
 

@@ -20,8 +20,11 @@ warning per task, and scored as an error by evaluation.
 
 from __future__ import annotations
 
+import os
 import warnings
 from pathlib import Path
+
+import torch
 
 from .data.encoding import encode_records
 from .data.files import DataFormatError
@@ -31,6 +34,7 @@ from .models.multitask import MultiTaskModel
 from .models.tiny import tiny_encoder
 from .task_types import task_type
 from .task_types.base import unknown_label_error
+from .tasks.examples import resolve_task_file
 from .tasks.spec import TaskFileError, TaskSpec
 from .tasks.task_file import TaskFile, read_task_file
 
@@ -40,13 +44,16 @@ __all__ = ["build_experiment", "build_groups", "load_task_file", "resolve_encode
 def load_task_file(path: str | Path) -> TaskFile:
     """Read a YAML task file and check every task against its task type.
 
+    ``path`` may also name an example task file shipped with mtl_lib: ``"snips"``,
+    ``"mixed"``, ``"hierarchical"`` (:func:`~mtl_lib.tasks.examples.example_task_files`).
+
     Raises
     ------
     TaskFileError
         For a missing or unreadable file, bad YAML, unknown keys or bad values; the message
         names the file, the task and the key.
     """
-    tf = read_task_file(path)
+    tf = read_task_file(resolve_task_file(path))
     for spec in tf.tasks:
         try:
             task_type(spec)
@@ -55,14 +62,31 @@ def load_task_file(path: str | Path) -> TaskFile:
     return tf
 
 
-def resolve_encoder(encoder: str | Encoder | None, texts=None) -> Encoder:
-    """An ``Encoder`` from a name/path, ``"tiny-<family>"`` (random init, for fast runs) or as is."""
+def resolve_encoder(encoder=None, texts=None) -> Encoder:
+    """An ``Encoder`` from whatever names or holds one.
+
+    Parameters
+    ----------
+    encoder : str, Path, Encoder, transformers model, (model, tokenizer) or None
+        A registry name, hub id (local HF cache) or directory (:func:`load_encoder`);
+        ``"tiny-<family>"`` for a random tiny encoder (fast runs); an ``Encoder`` as is; a
+        transformers model, alone (its tokenizer is loaded from where it came from) or with its
+        tokenizer (:meth:`Encoder.from_model`). None: the default, ``"minilm"``.
+    texts : list of str, optional
+        Extra text for a tiny encoder's tokenizer.
+    """
     if isinstance(encoder, Encoder):
         return encoder
-    name = encoder or DEFAULT_ENCODER
-    if name.lower().startswith("tiny-"):
-        return tiny_encoder(name[5:].upper(), texts)
-    return load_encoder(name)
+    if isinstance(encoder, tuple) and len(encoder) == 2:
+        return Encoder.from_model(*encoder)
+    if isinstance(encoder, torch.nn.Module):
+        return Encoder.from_model(encoder)
+    if encoder is not None and not isinstance(encoder, (str, os.PathLike)):
+        raise TypeError(f"encoder must be a name, a path, an Encoder or a transformers model (with its "
+                        f"tokenizer), got {type(encoder).__name__}")
+    if isinstance(encoder, str) and encoder.lower().startswith("tiny-"):
+        return tiny_encoder(encoder[5:], texts)
+    return load_encoder(encoder or DEFAULT_ENCODER)
 
 
 def snips_tasks(max_examples: int | None = None) -> list[TaskSpec]:
@@ -155,7 +179,7 @@ def _encode(records: list[dict], types: list, tokenizer, max_length: int, split:
     return features
 
 
-def build_experiment(tasks: str | Path | TaskFile | list[TaskSpec], encoder: str | Encoder | None = None,
+def build_experiment(tasks: str | Path | TaskFile | list[TaskSpec], encoder=None,
                      max_length: int = 128, seed: int = 0,
                      splits: tuple[str, ...] = ("train", "dev")) -> tuple[MultiTaskModel, list[InputGroup]]:
     """Read the data of ``tasks``, load the encoder and build a ``MultiTaskModel``.
@@ -163,8 +187,9 @@ def build_experiment(tasks: str | Path | TaskFile | list[TaskSpec], encoder: str
     Parameters
     ----------
     tasks : path to a task file, a ``TaskFile`` or a list of ``TaskSpec``
-    encoder : str or Encoder, optional
-        Overrides the task file's ``config_name``; default ``"minilm"``.
+    encoder : str, Path, Encoder, transformers model or (model, tokenizer), optional
+        Overrides the task file's ``config_name``; default ``"minilm"``. See
+        :func:`resolve_encoder` for every form.
     max_length : int
         Longest tokenised input; longer ones are truncated.
     seed : int

@@ -81,3 +81,28 @@ def no_dropout():
         return model
 
     return switch_off
+
+
+class _HubCache:
+    """An empty Hugging Face cache (``HF_HOME``) that tests fill with tiny encoders."""
+
+    def __init__(self, home):
+        self.home = home
+
+    def add(self, repo_id: str, encoder):
+        """Lay out ``encoder`` (model + tokenizer) the way huggingface_hub caches a downloaded repo."""
+        repo = self.home / "hub" / ("models--" + repo_id.replace("/", "--"))
+        snapshot = repo / "snapshots" / ("0" * 40)
+        encoder.model.save_pretrained(snapshot)
+        encoder.tokenizer.save_pretrained(snapshot)
+        (repo / "refs").mkdir(parents=True, exist_ok=True)
+        (repo / "refs" / "main").write_text("0" * 40)
+        return snapshot
+
+
+@pytest.fixture
+def empty_hf_home(tmp_path, monkeypatch):
+    """An empty HF cache in ``HF_HOME``; ``.add(repo_id, encoder)`` puts an encoder in it."""
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    monkeypatch.delenv("HF_HUB_CACHE", raising=False)
+    return _HubCache(tmp_path / "hf")

@@ -81,3 +81,25 @@ def test_a_v1_last_checkpoint_resumes(tmp_path):
     assert trainer.state_dict()["callbacks"]["checkpoint"]["best_score"] is not None
     trainer.fit(resume_from=run / "last")
     assert trainer.step == 5
+
+
+# --- one checkpoint per family of the seed table, written when families were a closed set --------
+FAMILIES = Path(__file__).parent / "data" / "family_checkpoints"
+TEXTS = ["play some jazz by miles davis on spotify", "book a table for two in paris tomorrow",
+         "what is the weather in boston"]
+PAIRS = ["play jazz on spotify", "a table for two please", "is it raining in boston"]
+
+
+@pytest.mark.parametrize("family", ["distilbert", "bert", "roberta", "albert", "xlnet"])
+def test_checkpoints_of_the_five_seed_families_predict_what_they_did(family, tmp_path):
+    want = json.loads((FAMILIES / family / "expected.json").read_text())
+    model = load_model(FAMILIES / family)
+    assert model.encoder.family == family.upper()
+    # saved again by today's code and reloaded: the same predictions once more
+    again = load_model(model.save_pretrained(tmp_path / "again"))
+    for m in (model, again):
+        got = Predictor(m).predict(TEXTS, text_pairs=PAIRS)
+        for g, w in zip(got, want, strict=True):
+            assert g["tags"]["tags"] == w["tags"]
+            assert g["topic"]["scores"] == pytest.approx(w["topic"], abs=1e-6)
+            assert g["para"]["scores"] == pytest.approx(w["para"], abs=1e-6)  # segment ids as then

@@ -18,9 +18,11 @@ from mtl_lib.models.encoders import (
     list_encoders,
     load_encoder,
 )
-from mtl_lib.models.tiny import tiny_encoder
+from mtl_lib.models.tiny import TINY_FAMILIES, tiny_encoder
 
-FAMILIES = list(POOLING)
+SEED_FAMILIES = list(POOLING)
+FAMILIES = TINY_FAMILIES  # the seed's five, plus ELECTRA, XLM-ROBERTA, DEBERTA-V2, MPNET
+SEGMENTS = {"BERT", "ALBERT", "XLNET", "ELECTRA"}  # type_vocab_size > 1, and XLNet's relative segments
 WORDS = [["Book", "a", "flight", "to", "Denver"], ["Play", "jazz"],
          ["Peter", "Blackburn", "reported", "from", "Brussels", "on", "Thursday", "."]]
 SEED_NAMES = [
@@ -40,13 +42,6 @@ def tiny():
 @pytest.fixture(scope="module")
 def minilm():
     return load_encoder("minilm")
-
-
-@pytest.fixture
-def empty_hf_home(tmp_path, monkeypatch):
-    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
-    monkeypatch.delenv("HF_HUB_CACHE", raising=False)
-    return tmp_path / "hf"
 
 
 def batch_of(encoder, enc):
@@ -105,10 +100,13 @@ def test_pairs_use_family_template(tiny, family):
     expected = {
         "BERT": [cls, *a, sep, *b, sep], "DISTILBERT": [cls, *a, sep, *b, sep],
         "ALBERT": [cls, *a, sep, *b, sep], "ROBERTA": [cls, *a, sep, sep, *b, sep],
-        "XLNET": [*a, sep, *b, sep, cls],
+        "XLNET": [*a, sep, *b, sep, cls], "ELECTRA": [cls, *a, sep, *b, sep],
+        "XLM-ROBERTA": [cls, *a, sep, sep, *b, sep], "DEBERTA-V2": [cls, *a, sep, *b, sep],
+        "MPNET": [cls, *a, sep, sep, *b, sep],
     }[family]
     assert ids == expected
-    if family in {"BERT", "ALBERT"}:
+    assert enc.segments == (family in SEGMENTS)
+    if family in {"BERT", "ALBERT", "ELECTRA"}:
         assert out["token_type_ids"][0] == [0] * (len(a) + 2) + [1] * (len(b) + 1)
     elif family == "XLNET":
         assert out["token_type_ids"][0] == [0] * (len(a) + 1) + [1] * (len(b) + 1) + [2]
@@ -122,7 +120,7 @@ def test_pairs_use_family_template(tiny, family):
     with torch.no_grad():
         h_none, _ = enc(batch["input_ids"], batch["attention_mask"], None)
         h_seg, _ = enc(batch["input_ids"], batch["attention_mask"], segments)
-    assert torch.equal(h_none, h_seg) == (family in {"DISTILBERT", "ROBERTA"})
+    assert torch.equal(h_none, h_seg) == (family not in SEGMENTS)
 
 
 def test_xlnet_pads_left_and_pools_its_cls_token(tiny):
@@ -180,8 +178,11 @@ def test_pooling_matches_hand_computation(tiny, side):
 
 
 def test_pooling_defaults_and_validation(tiny):
-    assert {f: tiny[f].pooling for f in FAMILIES} == POOLING
+    assert {f: tiny[f].pooling for f in SEED_FAMILIES} == POOLING
     assert POOLING["XLNET"] == "last" and set(POOLING.values()) == {"first", "last"}
+    # beyond the seed table the rule reads the tokenizer: a special token first -> "first"
+    assert {f: tiny[f].pooling for f in FAMILIES if f not in POOLING} == dict.fromkeys(
+        ["ELECTRA", "XLM-ROBERTA", "DEBERTA-V2", "MPNET"], "first")
     with pytest.raises(ValueError, match="pooling"):
         Encoder(tiny["BERT"].model, tiny["BERT"].tokenizer, "x", "BERT", pooling="max")
 
@@ -195,8 +196,13 @@ def test_save_config_from_config_dir_round_trip(tiny, family, tmp_path):
     assert not list(tmp_path.glob("*.safetensors")) and not list(tmp_path.glob("*.bin"))
     save_file(enc.state_dict(), tmp_path / "model.safetensors")  # what a checkpoint does
     meta = enc.config_dict()
-    assert meta == {"name": f"tiny-{family.lower()}", "family": family, "pooling": POOLING[family]}
-    rebuilt = Encoder.from_config_dir(tmp_path, meta["family"], meta["pooling"], meta["name"])
+    assert meta == {"name": f"tiny-{family.lower()}", "family": family, "pooling": POOLING.get(family, "first"),
+                    "segments": family in SEGMENTS,
+                    # the tanh pooler is left out wherever the model class allows it
+                    "model_kwargs": {"add_pooling_layer": False} if family in
+                    {"BERT", "ROBERTA", "ALBERT", "XLM-ROBERTA", "MPNET"} else {}}
+    rebuilt = Encoder.from_config_dir(tmp_path, **meta)
+    assert not hasattr(rebuilt.model, "pooler") or rebuilt.model.pooler is None
     assert rebuilt.config_dict() == meta and rebuilt.num_parameters() == enc.num_parameters()
     rebuilt.load_state_dict(load_file(tmp_path / "model.safetensors"), strict=True)
     rebuilt.eval()
@@ -296,21 +302,10 @@ def test_unknown_name_or_bogus_path_lists_known_encoders(tmp_path):
             load_encoder(bogus)
 
 
-def _fake_cache_entry(hf_home: Path, repo_id: str, encoder: Encoder) -> Path:
-    """Lay out `encoder` the way huggingface_hub caches a downloaded repo."""
-    repo = hf_home / "hub" / ("models--" + repo_id.replace("/", "--"))
-    snapshot = repo / "snapshots" / ("0" * 40)
-    encoder.model.save_pretrained(snapshot)
-    encoder.tokenizer.save_pretrained(snapshot)
-    (repo / "refs").mkdir(parents=True)
-    (repo / "refs" / "main").write_text("0" * 40)
-    return snapshot
-
-
 @pytest.mark.parametrize("repo_id", ["bert-base-uncased", "google-bert/bert-base-uncased"])
 def test_registry_name_loads_from_hf_cache(tiny, empty_hf_home, repo_id):
     source = tiny["BERT"]
-    snapshot = _fake_cache_entry(empty_hf_home, repo_id, source)
+    snapshot = empty_hf_home.add(repo_id, source)
     info = next(i for i in list_encoders() if i.name == "bert-base-uncased")
     assert info.available and Path(info.location) == snapshot
     loaded = load_encoder("bert-base-uncased")

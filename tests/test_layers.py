@@ -20,7 +20,8 @@ PACKAGE = ROOT / "mtl_lib"
 LAYERS = [  # bottom first: (name, module prefixes)
     ("spec", ["tasks", "training.config"]),
     ("data", ["data"]),
-    ("models, metrics, decoding", ["models.encoders", "models.tiny", "models.heads", "models.losses",
+    ("models, metrics, decoding", ["models.registry", "models.architectures", "models.encoders", "models.tiny",
+                                   "models.heads", "models.losses",
                                    "models.safe_files", "models.legacy", "evaluation.metrics",
                                    "evaluation.hierarchical_metrics", "evaluation.decoding",
                                    "evaluation.baselines", "models", "evaluation"]),

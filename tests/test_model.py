@@ -7,7 +7,7 @@ import torch
 from safetensors.torch import load_file
 
 from mtl_lib import MultiTaskModel, TaskSpec, load_encoder, tiny_encoder
-from mtl_lib.models.encoders import ENCODER_TABLE
+from mtl_lib.models.tiny import TINY_FAMILIES
 
 
 def _tasks():
@@ -36,7 +36,7 @@ def test_building_the_model_keeps_pretrained_weights_bit_identical():
     assert compared >= 100  # every embedding, attention and FFN tensor was compared
 
 
-@pytest.mark.parametrize("family", list(ENCODER_TABLE))
+@pytest.mark.parametrize("family", TINY_FAMILIES)
 def test_forward_runs_the_encoder_once_for_all_heads(family):
     enc = tiny_encoder(family)
     model = MultiTaskModel.from_tasks(enc, _tasks()).eval()
@@ -50,7 +50,7 @@ def test_forward_runs_the_encoder_once_for_all_heads(family):
     assert out["cls"].shape == (B, 3) and out["pair"].shape == (B, 2)
     assert out["tags"].shape == (B, T, 3) and out["multi"].shape == (B, 4)
     assert out["tree"].shape == (B, 3)
-    sub = model(batch["input_ids"], batch["attention_mask"], tasks=["tags"])
+    sub = model(batch["input_ids"], batch["attention_mask"], batch.get("token_type_ids"), tasks=["tags"])
     assert list(sub) == ["tags"] and torch.allclose(sub["tags"], out["tags"])
 
 

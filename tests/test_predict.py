@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import copy
+import re
 
 import pytest
 import torch
 from seqeval.metrics.sequence_labeling import get_entities
 
 from mtl_lib.evaluation.evaluate import collect_predictions
-from mtl_lib.evaluation.predict import Predictor
+from mtl_lib.evaluation.predict import Predictor, split_words
 from mtl_lib.models.multitask import MultiTaskModel, save_model
 from mtl_lib.tasks.spec import TaskSpec
 
@@ -52,11 +53,14 @@ def test_predicts_every_task_with_one_encoder_pass_per_batch(predictor):
 def test_spans_agree_with_the_tags(predictor):
     # the heads are barely trained, so tags are varied and often ill-formed (I- after O):
     # a good test of the chunking; seqeval's get_entities is the reference
+    # spans also carry character offsets into the text (TEXTS[4] holds a run of spaces)
     results = predictor.predict(TEXTS)
     n_spans = 0
-    for res in results:
-        tags, words = res["slots"]["tags"], res["words"]
-        expected = [{"type": ty, "start": s, "end": e + 1, "text": " ".join(words[s:e + 1])}
+    for text, res in zip(TEXTS, results):
+        tags = res["slots"]["tags"]
+        where = [m.span() for m in re.finditer(r"\S+", text)]  # no punctuation in TEXTS
+        expected = [{"type": ty, "start": s, "end": e + 1, "start_char": where[s][0],
+                     "end_char": where[e][1], "text": text[where[s][0]:where[e][1]]}
                     for ty, s, e in get_entities(tags)]
         assert res["slots"]["spans"] == expected
         n_spans += len(expected)
@@ -66,13 +70,18 @@ def test_spans_agree_with_the_tags(predictor):
 def test_predictions_match_evaluation_on_dev(predictor, trained_run):
     # the same model through two code paths: evaluation (pre-encoded features) and the
     # Predictor (raw text) must give identical intents and word tags
+    # Compared on the utterances whose words the Predictor's split gives back: SNIPS keeps some
+    # punctuation on words ("curtain call: the hits"), which the Predictor separates.
     _, trainer = trained_run
     group = trainer.groups[0]
     preds = collect_predictions(predictor.model, group, "dev")
     texts = [" ".join(r["words"]) for r in group.records["dev"]]
     results = predictor.predict(texts)
-    assert [r["intent"]["label"] for r in results] == preds["intent"]["pred"]
-    assert [r["slots"]["tags"] for r in results] == preds["slots"]["pred"]
+    same = [i for i, (t, r) in enumerate(zip(texts, group.records["dev"])) if t.split() == r["words"]
+            and [w for w, _, _ in split_words(t)] == r["words"]]
+    assert len(same) >= 0.8 * len(texts)
+    assert [results[i]["intent"]["label"] for i in same] == [preds["intent"]["pred"][i] for i in same]
+    assert [results[i]["slots"]["tags"] for i in same] == [preds["slots"]["pred"][i] for i in same]
 
 
 def test_single_string_and_control_characters(predictor):

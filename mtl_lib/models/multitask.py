@@ -30,7 +30,7 @@ from torch import nn
 
 from ..task_types import task_type
 from ..tasks.spec import TaskFileError, TaskSpec
-from .encoders import Encoder
+from .encoders import Encoder, EncoderNotAvailable
 from .legacy import read_legacy
 from .safe_files import (
     CheckpointError,
@@ -168,7 +168,7 @@ class MultiTaskModel(nn.Module):
                                   "the checkpoint is incomplete")
         try:
             encoder = Encoder.from_config_dir(where / "encoder", **enc_cfg)
-        except (OSError, ValueError, KeyError, TypeError) as err:
+        except (OSError, ValueError, KeyError, TypeError, EncoderNotAvailable) as err:
             raise CheckpointError(f"{where / 'encoder'}: cannot rebuild the encoder ({err})") from None
         try:
             model = cls.from_tasks(encoder, specs)

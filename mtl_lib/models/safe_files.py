@@ -171,4 +171,8 @@ def load_state_strict(module: torch.nn.Module, state: dict[str, torch.Tensor], w
             raise CheckpointError(
                 f"{where}: tensor {k!r} has shape {tuple(v.shape)}, the model expects {tuple(own[k].shape)}"
             )
+        # training stops at a NaN before saving, so non-finite weights mean a broken or tampered file
+        if v.is_floating_point() and not bool(torch.isfinite(v).all()):
+            raise CheckpointError(f"{where}: tensor {k!r} holds NaN or infinite values; refusing a model "
+                                  "that would predict NaN")
     module.load_state_dict(state, strict=True)

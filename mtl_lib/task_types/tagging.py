@@ -94,10 +94,19 @@ class TaggingType(TaskType):
         return [tags.get(w, "O") for w in range(feature["n_words"])]
 
     def present(self, logits: Tensor, feature: dict, words: list[str]) -> dict[str, Any]:
+        """Tags, and spans with word positions (``start``, ``end``); when the Predictor gives
+        the text and its words' ``char_offsets``, also ``start_char`` / ``end_char`` and the
+        span's ``text`` as written there."""
         tags = self.decode(logits, feature)
         valid = [t if t == "O" or t[:2] in ("B-", "I-") else "O" for t in tags]
-        spans = [{"type": ty, "start": s, "end": e + 1, "text": " ".join(words[s:e + 1])}
-                 for ty, s, e in conll_chunks(valid)]
+        offsets, text = feature.get("char_offsets"), feature.get("text")
+        spans = []
+        for ty, s, e in conll_chunks(valid):
+            span = {"type": ty, "start": s, "end": e + 1, "text": " ".join(words[s:e + 1])}
+            if offsets is not None and text is not None:
+                first, last = offsets[s][0], offsets[e][1]
+                span |= {"start_char": first, "end_char": last, "text": text[first:last]}
+            spans.append(span)
         return {"tags": tags, "spans": spans}
 
 

@@ -78,6 +78,7 @@ _RULES: dict[str, str | tuple] = {
     "encoder_lr": "> 0", "classifier_lr": "> 0", "weight_decay": ">= 0", "batch_size": ">= 1",
     "epochs": "> 0", "max_steps": ">= 1", "warmup_ratio": "[0, 1)", "max_grad_norm": ">= 0",
     "grad_accum_steps": ">= 1", "max_length": ">= 1", "sampler": SAMPLER_NAMES, "temperature": "> 0",
-    "weighting": WEIGHTING_NAMES, "lr_schedule": ("linear", "constant"), "weighting_lr": "> 0", "eval_every": ">= 1", "eval_batch_size": ">= 1",
+    "weighting": WEIGHTING_NAMES, "lr_schedule": ("linear", "constant"), "weighting_lr": "> 0",
+    "eval_every": ">= 1", "eval_batch_size": ">= 1",
     "early_stopping_patience": ">= 1", "save_every": ">= 1", "log_every": ">= 1", "seed": ">= 0",
 }

@@ -5,13 +5,12 @@ from __future__ import annotations
 import html
 from collections import Counter
 
-import ipywidgets as W
 import numpy as np
 
 from ..evaluation.evaluate import collect_predictions
 from ..evaluation.metrics import confusion_matrix, per_class_report, per_entity_report
 from .plots import plot_confusion_matrix, plot_per_class
-from .widget_utils import error_html, html_table, image, png_bytes
+from .widget_utils import W, error_html, html_table, image, png_bytes
 
 __all__ = ["ClassMetricsExplorer"]
 

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import html
 
-import ipywidgets as W
-
 from ..experiment import resolve_encoder
 from ..models.encoders import ENCODER_TABLE, Encoder, list_encoders
-from .widget_utils import CELL_STYLE, error_html, html_table
+from .widget_utils import CELL_STYLE, W, error_html, html_table
 
 __all__ = ["EncoderPicker"]
 

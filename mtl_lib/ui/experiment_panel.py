@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import threading
 
-import ipywidgets as W
-
 from ..experiment import build_experiment, snips_tasks
 from ..models.encoders import ENCODER_TABLE, list_encoders
 from ..tasks.spec import TaskSpec
@@ -15,7 +13,7 @@ from ..training.trainer import Trainer
 from ..training.weighting import WEIGHTINGS
 from .class_metrics import ClassMetricsExplorer
 from .live_dashboard import LiveDashboard
-from .widget_utils import error_html, html_table
+from .widget_utils import W, error_html, html_table
 
 __all__ = ["ExperimentPanel", "task_choices"]
 

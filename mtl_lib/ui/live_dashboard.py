@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import time
 
-import ipywidgets as W
 import numpy as np
 from matplotlib.ticker import PercentFormatter
 
 from .plots import new_figure, task_colors
-from .widget_utils import image, png_bytes
+from .widget_utils import W, image, png_bytes
 
 __all__ = ["LiveDashboard"]
 

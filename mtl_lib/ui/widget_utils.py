@@ -10,9 +10,16 @@ from __future__ import annotations
 import html
 import io
 
-import ipywidgets as W
+try:
+    import ipywidgets as W
+except ModuleNotFoundError as err:  # a plain `pip install mtl_lib` leaves the notebook extras out
+    if err.name != "ipywidgets":
+        raise
+    raise ModuleNotFoundError("mtl_lib's widgets (mtl_lib.ui) need ipywidgets, which a plain "
+                              "`pip install mtl_lib` leaves out: pip install 'mtl_lib[notebooks]' "
+                              "(ipywidgets and JupyterLab)", name="ipywidgets") from None
 
-__all__ = ["CELL_STYLE", "error_html", "html_table", "image", "png_bytes"]
+__all__ = ["CELL_STYLE", "W", "error_html", "html_table", "image", "png_bytes"]
 
 CELL_STYLE = "padding:2px 8px;border:1px solid #ddd;"
 
