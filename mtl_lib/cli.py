@@ -67,6 +67,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--json", action="store_true", help="print {task: {metric: value}} as JSON")
     e.add_argument("--tag-decoding", default=None, choices=DECODINGS,
                    help="how tagging tasks read tags (default: the checkpoint's setting, normally bio)")
+    e.add_argument("--errors", type=int, default=0, metavar="N",
+                   help="also print each task's N worst errors (highest loss) and its errors by kind")
 
     r = sub.add_parser("predict", help="predict every task for lines of text (JSONL out)")
     r.add_argument("checkpoint", help="checkpoint or run directory")
@@ -179,6 +181,8 @@ def cmd_evaluate(args) -> int:
     from .experiment import build_groups
     from .models.multitask import load_model
 
+    if args.errors < 0:
+        raise UserError(f"--errors {args.errors}: expected a number of examples >= 0")
     model = load_model(args.checkpoint)
     tasks = list(model.tasks.values())
     if args.tag_decoding:
@@ -193,11 +197,28 @@ def cmd_evaluate(args) -> int:
     if not any(g.splits.get(args.split) for g in groups):
         raise UserError(f"no {args.split!r} split found for the checkpoint's tasks")
     metrics = evaluate(model, groups, args.split)
+    records = _error_records(model, groups, args) if args.errors else None
     if args.json:
-        print(json.dumps(metrics, indent=2))
+        print(json.dumps(metrics if records is None else {"metrics": metrics, "errors": records}, indent=2))
     else:
         _print_metrics(metrics)
+        if records is not None:
+            from .evaluation.errors import format_errors
+
+            print("\n" + format_errors(records, args.errors))
     return 0
+
+
+def _error_records(model, groups, args) -> list[dict]:
+    """``--errors N``: every example's record (text), or the N worst per task (JSON)."""
+    from .evaluation.errors import error_records, worst
+
+    records = error_records(model, groups, args.split)
+    if not args.json:
+        return records
+    # JSON has no infinity: the loss of a gold label the model does not know becomes null
+    return [r | {"loss": None if r["loss"] == float("inf") else r["loss"]}
+            for r in worst(records, args.errors)]
 
 
 def _data_options(values: list[str], tasks: list[str]) -> list[tuple[str | None, str]]:

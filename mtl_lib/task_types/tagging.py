@@ -9,13 +9,16 @@ result is always over the gold spans as written.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
+import torch
 from torch import Tensor
 
 from ..data.encoding import align_word_labels
 from ..evaluation.decoding import decode_tags
+from ..evaluation.error_analysis import span_errors, spans
 from ..evaluation.metrics import conll_chunks
 from ..models.heads import TaggingHead
 from .base import TaskType
@@ -69,9 +72,46 @@ class TaggingType(TaskType):
     def present(self, logits: Tensor, feature: dict, words: list[str]) -> dict[str, Any]:
         tags = self.decode(logits, feature)
         valid = [t if t == "O" or t[:2] in ("B-", "I-") else "O" for t in tags]
-        spans = [{"type": ty, "start": s, "end": e + 1, "text": " ".join(words[s:e + 1])}
+        found = [{"type": ty, "start": s, "end": e + 1, "text": " ".join(words[s:e + 1])}
                  for ty, s, e in conll_chunks(valid)]
-        return {"tags": tags, "spans": spans}
+        return {"tags": tags, "spans": found}
+
+    def example_loss(self, logits: Tensor, feature: dict, gold: list[str]) -> float:
+        """Mean ``-log p(gold tag)`` over the words that have a token (as ``NERLoss``)."""
+        if self.unknown(gold):
+            return math.inf
+        first = word_starts(feature["word_ids"])
+        if not first:
+            return 0.0
+        logp = torch.log_softmax(logits.float()[list(first.values())], -1)  # (W, C)
+        ids = torch.tensor([self.index[gold[w]] for w in first])  # (W,)
+        return float(-logp[torch.arange(len(ids)), ids].mean())
+
+    def confidence(self, logits: Tensor, feature: dict, pred: list[str]) -> float:
+        """The lowest probability the model gives one of its predicted tags (its weakest word)."""
+        first = word_starts(feature["word_ids"])
+        if not first:
+            return 1.0
+        p = torch.softmax(logits.float()[list(first.values())], -1)  # (W, C)
+        ids = torch.tensor([self.index[pred[w]] for w in first])  # (W,)
+        return float(p[torch.arange(len(ids)), ids].min())
+
+    def diagnose(self, gold: list[str], pred: list[str]) -> dict[str, Any]:
+        """Span errors: missed, spurious, wrong type, wrong boundary (``span_errors``)."""
+        errors = span_errors(gold, pred)
+        return {"correct": not errors, "errors": errors}
+
+    def shown(self, value: list[str]) -> list[str]:
+        """The entity types of the sentence's spans."""
+        return sorted({s["type"] for s in spans(value)})
+
+    def as_text(self, value: list[str], words: Sequence[str]) -> str:
+        """The sentence with each span in brackets and its type: ``play [jazz]:genre``."""
+        out, at = [], 0
+        for s in spans(value):
+            out += list(words[at:s["start"]]) + [f"[{' '.join(words[s['start']:s['end']])}]:{s['type']}"]
+            at = s["end"]
+        return " ".join(out + list(words[at:]))
 
 
 def word_starts(word_ids: Sequence[int | None]) -> dict[int, int]:
