@@ -1,4 +1,4 @@
-"""The ``mtl-lib`` command: demo, train, evaluate, predict, encoders.
+"""The ``mtl-lib`` command: demo, train, evaluate, predict, compare, encoders.
 
 Every error a user can cause (bad file, bad option, missing weights, broken checkpoint) ends
 in one line on stderr and exit status 2 — no traceback.
@@ -74,6 +74,13 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("checkpoint", help="checkpoint or run directory")
     r.add_argument("--input", "-i", default="-", help="text file, one input per line (default: stdin)")
     r.add_argument("--output", "-o", default="-", help="JSONL output file (default: stdout)")
+
+    c = sub.add_parser("compare", help="compare training runs: each task metric, best and last, "
+                       "with the difference to the first run")
+    c.add_argument("runs", nargs="+", metavar="RUN", help="run directories (mtl-lib train --out); "
+                   "the first is the baseline")
+    c.add_argument("--png", default=None, metavar="FILE",
+                   help="also save a figure of their loss and dev-score curves on one epoch axis")
 
     sub.add_parser("encoders", help="list the encoder registry and what is available here")
     return p
@@ -263,8 +270,21 @@ def cmd_predict(args) -> int:
     return 0
 
 
+def cmd_compare(args) -> int:
+    from .training.comparison import comparison_table, format_comparison, read_run
+
+    runs = [read_run(path) for path in args.runs]
+    print(format_comparison(comparison_table(runs), runs))
+    if args.png:
+        from .ui.compare import plot_run_comparison
+        from .ui.plots import save_figure
+
+        print(f"\nsaved: {save_figure(plot_run_comparison(runs), args.png)}")
+    return 0
+
+
 COMMANDS = {"demo": cmd_demo, "train": cmd_train, "evaluate": cmd_evaluate,
-            "predict": cmd_predict, "encoders": cmd_encoders}
+            "predict": cmd_predict, "compare": cmd_compare, "encoders": cmd_encoders}
 
 
 def main(argv: list[str] | None = None) -> int:

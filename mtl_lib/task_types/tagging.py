@@ -97,9 +97,10 @@ class TaggingType(TaskType):
         return float(p[torch.arange(len(ids)), ids].min())
 
     def diagnose(self, gold: list[str], pred: list[str]) -> dict[str, Any]:
-        """Span errors: missed, spurious, wrong type, wrong boundary (``span_errors``)."""
+        """Span errors: missed, spurious, wrong type, wrong boundary (``span_errors``), and
+        both sides' ``spans`` (to draw the sentence with its spans coloured)."""
         errors = span_errors(gold, pred)
-        return {"correct": not errors, "errors": errors}
+        return {"correct": not errors, "errors": errors, "spans": {"gold": spans(gold), "pred": spans(pred)}}
 
     def shown(self, value: list[str]) -> list[str]:
         """The entity types of the sentence's spans."""
