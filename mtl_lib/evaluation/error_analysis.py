@@ -8,13 +8,13 @@ Span errors follow the MUC scheme, as in Chinchor & Sundheim (1993) and nervalua
 exactly right spans are set aside, each remaining gold span is paired with at most one
 overlapping predicted span, and every error is one of
 
-=================  ===========================================================================
-``missed``         a gold span that no predicted span overlaps
-``spurious``       a predicted span that overlaps no (unpaired) gold span
-``wrong_type``     overlapping spans of different types (whatever their boundaries: the type
-                   axis of MUC counts a wrong type as wrong even when the boundaries are off)
-``wrong_boundary`` overlapping spans of the same type whose start or end differ
-=================  ===========================================================================
+==================  ==========================================================================
+``missed``          a gold span that no predicted span overlaps
+``spurious``        a predicted span that overlaps no (unpaired) gold span
+``wrong_type``      overlapping spans of different types (whatever their boundaries: the type
+                    axis of MUC counts a wrong type as wrong even when the boundaries are off)
+``wrong_boundary``  overlapping spans of the same type whose start or end differ
+==================  ==========================================================================
 
 Examples
 --------

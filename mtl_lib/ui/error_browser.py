@@ -222,7 +222,8 @@ class ErrorBrowser(StaticSnapshot, W.VBox):
                     f'<span style="color:{colour}">{pred}</span>')
         loss = "inf" if math.isinf(r["loss"]) else f"{r['loss']:.3f}"
         return (f'<tr><td style="{CELL_STYLE}">{r["index"]}</td><td style="{CELL_STYLE}text-align:right">{loss}</td>'
-                f'<td style="{CELL_STYLE}">{_bar(r["confidence"])}</td><td style="{CELL_STYLE}">{body}</td>'
+                f'<td style="{CELL_STYLE}white-space:nowrap">{_bar(r["confidence"])}</td>'
+                f'<td style="{CELL_STYLE}">{body}</td>'
                 f'<td style="{CELL_STYLE}">{_chips(r) or "right"}</td></tr>')
 
     def snapshot(self) -> bytes | None:
