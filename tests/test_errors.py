@@ -206,6 +206,8 @@ def test_records_agree_with_collect_predictions(trained_run, tiny_snips):
     assert error_records(model, groups, "dev", tasks=["slots"]) == filter_records(records, "slots")
     with pytest.raises(ValueError, match="unknown task"):
         error_records(model, groups, "dev", tasks=["nope"])
+    with pytest.raises(ValueError, match=r"unknown task\(s\) \['nope'\]"):
+        error_records(model, groups, "dev", tasks=["slots", "nope"])
 
 
 # --- queries over records ----------------------------------------------------------------------------

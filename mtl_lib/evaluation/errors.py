@@ -53,6 +53,9 @@ def error_records(model, groups, split: str = "dev", tasks: Iterable[str] | None
         whatever the task type adds (``first_wrong_level``).
     """
     wanted = None if tasks is None else set(tasks)
+    known = [t.name for g in groups for t in g.tasks]
+    if wanted is not None and wanted - set(known):
+        raise ValueError(f"unknown task(s) {sorted(wanted - set(known))}; the model's tasks are {known}")
     out: list[dict] = []
     for g in groups:
         if not g.splits.get(split):
@@ -76,9 +79,6 @@ def error_records(model, groups, split: str = "dev", tasks: Iterable[str] | None
             by_task[name].append(row | tt.diagnose(gold, pred))
         for rows in by_task.values():
             out += sorted(rows, key=lambda r: (-r["loss"], r["index"]))
-    if wanted and not out and not any(t.name in wanted for g in groups for t in g.tasks):
-        known = [t.name for g in groups for t in g.tasks]
-        raise ValueError(f"unknown task(s) {sorted(wanted)}; the model's tasks are {known}")
     return out
 
 
