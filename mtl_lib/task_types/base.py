@@ -55,6 +55,7 @@ class TaskType:
     label_kind: ClassVar[str] = "class"  # how the Collator stacks labels: (B,)
     reads_pairs: ClassVar[bool] = False  # the input is a sentence pair
     weighted: ClassVar[bool] = True  # class_weighting applies to its loss
+    _example_loss: nn.Module | None = None  # the unweighted loss of example_loss, built once
 
     def __init__(self, spec: TaskSpec) -> None:
         self.spec = spec
@@ -153,14 +154,19 @@ class TaskType:
 
     # -- examining predictions -----------------------------------------------------------------
     def example_loss(self, logits: Tensor, feature: dict, gold: Any) -> float:
-        """One example's loss, unweighted, to rank examples: ``-log p(gold)``.
+        """One example's loss, to rank examples: the task's own loss (:meth:`build_loss`,
+        without class weights) on this example alone — ``-log p(gold)`` for a class, the mean
+        over word starts for tags, the mean binary cross-entropy over labels.
 
-        ``logits`` are the example's own, ``(C,)`` here. A gold label the model does not
-        know gives ``inf``: it can never be predicted.
+        ``logits`` are the example's own: ``(C,)``, or ``(T, C)`` over its tokens. A gold
+        label the model does not know gives ``inf``: it can never be predicted.
         """
         if self.unknown(gold):
             return math.inf
-        return float(-torch.log_softmax(logits.float(), -1)[self.index[gold]])
+        if self._example_loss is None:
+            self._example_loss = self.build_loss()  # built on first use: after the head is bound
+        target = torch.tensor([self.encode(gold, feature)])  # (1,), (1, T) or (1, C)
+        return float(self._example_loss(logits.float()[None], target))
 
     def confidence(self, logits: Tensor, feature: dict, pred: Any) -> float:
         """The probability the model gives its own prediction ``pred``."""

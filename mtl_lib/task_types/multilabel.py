@@ -8,7 +8,6 @@ per label, and a label is predicted when its logit is above 0 (probability above
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import numpy as np
@@ -74,13 +73,6 @@ class MultiLabelType(TaskType):
         p = torch.sigmoid(logits.float())  # (C,)
         return {"labels": [lab for j, lab in enumerate(self.spec.labels) if p[j] > 0.5],
                 "scores": {lab: float(p[j]) for j, lab in enumerate(self.spec.labels)}}
-
-    def example_loss(self, logits: Tensor, feature: dict, gold: list[str]) -> float:
-        """Binary cross-entropy, averaged over the C labels (as the training loss)."""
-        if self.unknown(gold):
-            return math.inf
-        target = torch.tensor(self.encode(gold, feature))  # (C,)
-        return float(torch.nn.functional.binary_cross_entropy_with_logits(logits.float(), target))
 
     def confidence(self, logits: Tensor, feature: dict, pred: list[str]) -> float:
         """The least sure of the C yes/no decisions: ``min_c max(p_c, 1 - p_c)``."""

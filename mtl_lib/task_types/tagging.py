@@ -9,7 +9,6 @@ result is always over the gold spans as written.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -75,17 +74,6 @@ class TaggingType(TaskType):
         found = [{"type": ty, "start": s, "end": e + 1, "text": " ".join(words[s:e + 1])}
                  for ty, s, e in conll_chunks(valid)]
         return {"tags": tags, "spans": found}
-
-    def example_loss(self, logits: Tensor, feature: dict, gold: list[str]) -> float:
-        """Mean ``-log p(gold tag)`` over the words that have a token (as ``NERLoss``)."""
-        if self.unknown(gold):
-            return math.inf
-        first = word_starts(feature["word_ids"])
-        if not first:
-            return 0.0
-        logp = torch.log_softmax(logits.float()[list(first.values())], -1)  # (W, C)
-        ids = torch.tensor([self.index[gold[w]] for w in first])  # (W,)
-        return float(-logp[torch.arange(len(ids)), ids].mean())
 
     def confidence(self, logits: Tensor, feature: dict, pred: list[str]) -> float:
         """The lowest probability the model gives one of its predicted tags (its weakest word)."""
