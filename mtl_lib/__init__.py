@@ -43,10 +43,12 @@ _PUBLIC: dict[str, list[str]] = {  # module -> the names it contributes to the p
     "training.history": ["History"],
     "training.trainer": ["Trainer", "TrainingDiverged"],
     "evaluation.evaluate": ["evaluate"],
+    "evaluation.errors": ["error_records"],
     "evaluation.predict": ["Predictor"],
     "experiment": ["build_experiment", "build_groups", "load_task_file", "snips_tasks"],
     "db_linear": ["DB_Linear"],
     "lessons": ["LessonRun", "cached_run", "fast_mode_note", "lesson_run", "lesson_runs"],
+    "ui.compare": ["compare_runs"],
 }
 _MODULE_OF = {name: module for module, names in _PUBLIC.items() for name in names}
 

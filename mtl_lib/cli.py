@@ -1,4 +1,4 @@
-"""The ``mtl-lib`` command: demo, train, evaluate, predict, encoders.
+"""The ``mtl-lib`` command: demo, train, evaluate, predict, compare, encoders.
 
 Every error a user can cause (bad file, bad option, missing weights, broken checkpoint) ends
 in one line on stderr and exit status 2 — no traceback.
@@ -67,6 +67,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--json", action="store_true", help="print {task: {metric: value}} as JSON")
     e.add_argument("--tag-decoding", default=None, choices=DECODINGS,
                    help="how tagging tasks read tags (default: the checkpoint's setting, normally bio)")
+    e.add_argument("--errors", type=int, default=0, metavar="N",
+                   help="also print each task's N worst errors (highest loss) and its errors by kind")
 
     r = sub.add_parser("predict", help="predict every task for lines of text (JSONL out)")
     r.add_argument("checkpoint", help="checkpoint or run directory")
@@ -74,6 +76,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="one text per line, or JSONL lines {\"text\": ..., \"text_pair\": ...} for "
                         "sentence-pair tasks (default: stdin)")
     r.add_argument("--output", "-o", default="-", help="JSONL output file (default: stdout)")
+
+    c = sub.add_parser("compare", help="compare training runs: each task metric, best and last, "
+                       "with the difference to the first run")
+    c.add_argument("runs", nargs="+", metavar="RUN", help="run directories (mtl-lib train --out); "
+                   "the first is the baseline")
+    c.add_argument("--png", default=None, metavar="FILE",
+                   help="also save a figure of their loss and dev-score curves on one epoch axis")
 
     sub.add_parser("encoders", help="list the encoder registry and what is available here")
     return p
@@ -185,6 +194,8 @@ def cmd_evaluate(args) -> int:
     from .experiment import build_groups
     from .models.multitask import load_model
 
+    if args.errors < 0:
+        raise UserError(f"--errors {args.errors}: expected a number of examples >= 0")
     model = load_model(args.checkpoint)
     tasks = list(model.tasks.values())
     if args.tag_decoding:
@@ -199,11 +210,28 @@ def cmd_evaluate(args) -> int:
     if not any(g.splits.get(args.split) for g in groups):
         raise UserError(f"no {args.split!r} split found for the checkpoint's tasks")
     metrics = evaluate(model, groups, args.split)
+    records = _error_records(model, groups, args) if args.errors else None
     if args.json:
-        print(json.dumps(metrics, indent=2))
+        print(json.dumps(metrics if records is None else {"metrics": metrics, "errors": records}, indent=2))
     else:
         _print_metrics(metrics)
+        if records is not None:
+            from .evaluation.errors import format_errors
+
+            print("\n" + format_errors(records, args.errors))
     return 0
+
+
+def _error_records(model, groups, args) -> list[dict]:
+    """``--errors N``: every example's record (text), or the N worst per task (JSON)."""
+    from .evaluation.errors import error_records, worst
+
+    records = error_records(model, groups, args.split)
+    if not args.json:
+        return records
+    # JSON has no infinity: the loss of a gold label the model does not know becomes null
+    return [r | {"loss": None if r["loss"] == float("inf") else r["loss"]}
+            for r in worst(records, args.errors)]
 
 
 def _data_options(values: list[str], tasks: list[str]) -> list[tuple[str | None, str]]:
@@ -292,8 +320,21 @@ def cmd_predict(args) -> int:
     return 0
 
 
+def cmd_compare(args) -> int:
+    from .training.comparison import comparison_table, format_comparison, read_run
+
+    runs = [read_run(path) for path in args.runs]
+    print(format_comparison(comparison_table(runs), runs))
+    if args.png:
+        from .ui.compare import plot_run_comparison
+        from .ui.plots import save_figure
+
+        print(f"\nsaved: {save_figure(plot_run_comparison(runs), args.png)}")
+    return 0
+
+
 COMMANDS = {"demo": cmd_demo, "train": cmd_train, "evaluate": cmd_evaluate,
-            "predict": cmd_predict, "encoders": cmd_encoders}
+            "predict": cmd_predict, "compare": cmd_compare, "encoders": cmd_encoders}
 
 
 def main(argv: list[str] | None = None) -> int:

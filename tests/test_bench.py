@@ -37,7 +37,7 @@ def _run(name, tmp_path, capsys, extra=()):
     return result, saved, lines[-1]
 
 
-@pytest.mark.parametrize("name", ["joint_vs_separate", "padding", "trainer_overhead"])
+@pytest.mark.parametrize("name", ["joint_vs_separate", "padding", "trainer_overhead", "conflict_overhead"])
 def test_training_speed_scripts_run_quick(name, tmp_path, capsys, keep_threads):
     result, saved, line = _run(name, tmp_path, capsys)
     assert isinstance(saved["ratio"], float) and saved["ratio"] > 0

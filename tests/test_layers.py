@@ -27,7 +27,8 @@ LAYERS = [  # bottom first: (name, module prefixes)
                                    "evaluation.baselines", "models", "evaluation"]),
     ("task types", ["task_types"]),
     ("the multi-task model", ["models.multitask"]),
-    ("training, evaluation, prediction", ["training", "evaluation.evaluate", "evaluation.predict"]),
+    ("training, evaluation, prediction", ["training", "evaluation.evaluate", "evaluation.predict",
+                                          "evaluation.errors", "evaluation.representations"]),
     ("presets", ["experiment", "db_linear", "lessons"]),
     ("ui, cli, public API", ["ui", "cli", ""]),
 ]

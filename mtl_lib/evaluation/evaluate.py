@@ -8,6 +8,7 @@ every word, words cut off by truncation included (read as ``"O"``).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import torch
@@ -15,7 +16,7 @@ import torch
 from ..data.batching import Collator
 from ..task_types import group_metrics
 
-__all__ = ["collect_predictions", "evaluate", "score_predictions"]
+__all__ = ["collect_predictions", "evaluate", "example_logits", "score_predictions"]
 
 
 def _device(model) -> torch.device:
@@ -23,6 +24,41 @@ def _device(model) -> torch.device:
 
 
 @torch.no_grad()
+def example_logits(model, group, split: str = "dev", batch_size: int = 64,
+                   device: str | torch.device | None = None) -> Iterator[tuple[str, int, torch.Tensor]]:
+    """Each labelled example's own logits, task by task: ``(task, index, logits)``.
+
+    ``logits`` is ``(C,)`` for sequence-level tasks and ``(T_i, C)`` over the example's own
+    tokens for token-level ones (float32, on the CPU). Examples without a gold label for a
+    task are skipped for it. Batches are formed from examples of similar length (less
+    padding), so the order is not the split's; ``index`` is the position in the split.
+    """
+    device = torch.device(device) if device is not None else _device(model)
+    feats, records = group.splits.get(split) or [], group.records.get(split) or []
+    types = {t.name: model.types[t.name] for t in group.tasks}
+    labelled = {name: [tt.gold(r) is not None for r in records] for name, tt in types.items()}
+    collate = Collator.for_tokenizer(model.encoder.tokenizer)
+    was_training = model.training
+    model.eval()
+    try:
+        order = sorted(range(len(feats)), key=lambda i: len(feats[i]["input_ids"]))
+        for start in range(0, len(order), batch_size):
+            idx = order[start:start + batch_size]
+            batch = collate([{k: v for k, v in feats[i].items() if k != "labels"} for i in idx])
+            tt_ids = batch.get("token_type_ids")
+            logits = model(batch["input_ids"].to(device), batch["attention_mask"].to(device),
+                           tt_ids.to(device) if tt_ids is not None else None, tasks=list(types))
+            width = batch["input_ids"].shape[1]
+            for name, tt in types.items():
+                lg = logits[name].float().cpu()  # (B, C) or (B, T, C)
+                for row, i in enumerate(idx):
+                    if labelled[name][i]:
+                        yield name, i, (lg[row, collate.positions(len(feats[i]["input_ids"]), width)]
+                                        if tt.label_kind == "token" else lg[row])  # (T_i, C) or (C,)
+    finally:
+        model.train(was_training)
+
+
 def collect_predictions(model, group, split: str = "dev", batch_size: int = 64,
                         device: str | torch.device | None = None) -> dict[str, dict[str, list]]:
     """Gold and predicted labels of every task of ``group`` on ``split``.
@@ -35,35 +71,15 @@ def collect_predictions(model, group, split: str = "dev", batch_size: int = 64,
         a leaf path). Examples without a gold label for a task are left out of its lists;
         ``"index"`` gives the positions of the examples kept.
     """
-    device = torch.device(device) if device is not None else _device(model)
     feats, records = group.splits.get(split) or [], group.records.get(split) or []
     types = {t.name: model.types[t.name] for t in group.tasks}
-    golds = {name: [tt.gold(r) for r in records] for name, tt in types.items()}
-    out = {name: {"true": [], "pred": [], "index": []} for name in types}
-    collate = Collator.for_tokenizer(model.encoder.tokenizer)
-    was_training = model.training
-    model.eval()
-    order = sorted(range(len(feats)), key=lambda i: len(feats[i]["input_ids"]))  # less padding
     preds: dict[str, dict[int, Any]] = {name: {} for name in types}
-    for start in range(0, len(order), batch_size):
-        idx = order[start:start + batch_size]
-        batch = collate([{k: v for k, v in feats[i].items() if k != "labels"} for i in idx])
-        tt_ids = batch.get("token_type_ids")
-        logits = model(batch["input_ids"].to(device), batch["attention_mask"].to(device),
-                       tt_ids.to(device) if tt_ids is not None else None, tasks=list(types))
-        width = batch["input_ids"].shape[1]
-        for name, tt in types.items():
-            lg = logits[name].float().cpu()  # (B, C) or (B, T, C)
-            for row, i in enumerate(idx):
-                if golds[name][i] is None:
-                    continue
-                own = lg[row, collate.positions(len(feats[i]["input_ids"]), width)] \
-                    if tt.label_kind == "token" else lg[row]  # (T_i, C) or (C,)
-                preds[name][i] = tt.decode(own, feats[i])
-    model.train(was_training)
-    for name in types:
+    for name, i, own in example_logits(model, group, split, batch_size, device):
+        preds[name][i] = types[name].decode(own, feats[i])
+    out = {name: {"true": [], "pred": [], "index": []} for name in types}
+    for name, tt in types.items():
         for i in sorted(preds[name]):
-            out[name]["true"].append(golds[name][i])
+            out[name]["true"].append(tt.gold(records[i]))
             out[name]["pred"].append(preds[name][i])
             out[name]["index"].append(i)
     return out

@@ -9,7 +9,10 @@ A task type answers, for one task (a :class:`~mtl_lib.tasks.spec.TaskSpec`):
   :meth:`class_weights`);
 - **reading outputs**: how logits become a prediction (:meth:`decode`), how predictions are
   scored (:meth:`score`, :attr:`default_metrics`) and what the ``Predictor`` returns
-  (:meth:`present`).
+  (:meth:`present`);
+- **examining predictions** (the error browser): one example's loss and the model's
+  confidence (:meth:`example_loss`, :meth:`confidence`), what kind of mistake a prediction is
+  (:meth:`diagnose`) and the class names a label shows (:meth:`shown`).
 
 The base class is single-label classification; the other types override what differs.
 A new kind of task is one subclass, registered in :mod:`mtl_lib.task_types`, plus a test.
@@ -17,6 +20,7 @@ A new kind of task is one subclass, registered in :mod:`mtl_lib.task_types`, plu
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
@@ -51,6 +55,7 @@ class TaskType:
     label_kind: ClassVar[str] = "class"  # how the Collator stacks labels: (B,)
     reads_pairs: ClassVar[bool] = False  # the input is a sentence pair
     weighted: ClassVar[bool] = True  # class_weighting applies to its loss
+    _example_loss: nn.Module | None = None  # the unweighted loss of example_loss, built once
 
     def __init__(self, spec: TaskSpec) -> None:
         self.spec = spec
@@ -157,6 +162,41 @@ class TaskType:
         j = int(p.argmax())
         return {"label": self.spec.labels[j], "score": float(p[j]),
                 "scores": {str(lab): float(p[k]) for k, lab in enumerate(self.spec.labels)}}
+
+    # -- examining predictions -----------------------------------------------------------------
+    def example_loss(self, logits: Tensor, feature: dict, gold: Any) -> float:
+        """One example's loss, to rank examples: the task's own loss (:meth:`build_loss`,
+        without class weights) on this example alone — ``-log p(gold)`` for a class, the mean
+        over word starts for tags, the mean binary cross-entropy over labels.
+
+        ``logits`` are the example's own: ``(C,)``, or ``(T, C)`` over its tokens. A gold
+        label the model does not know gives ``inf``: it can never be predicted.
+        """
+        if self.unknown(gold):
+            return math.inf
+        if self._example_loss is None:
+            self._example_loss = self.build_loss()  # built on first use: after the head is bound
+        target = torch.tensor([self.encode(gold, feature)])  # (1,), (1, T) or (1, C)
+        return float(self._example_loss(logits.float()[None], target))
+
+    def confidence(self, logits: Tensor, feature: dict, pred: Any) -> float:
+        """The probability the model gives its own prediction ``pred``."""
+        return float(torch.softmax(logits.float(), -1)[self.index[pred]])
+
+    def diagnose(self, gold: Any, pred: Any) -> dict[str, Any]:
+        """What kind of mistake ``pred`` is: ``{"correct": bool, "errors": [{"kind": ...}]}``.
+
+        Each type names its own kinds of error (here one: ``"wrong_label"``) and may add keys.
+        """
+        return {"correct": gold == pred, "errors": [] if gold == pred else [{"kind": "wrong_label"}]}
+
+    def shown(self, value: Any) -> list[str]:
+        """The class names a gold or predicted value shows, to filter and colour examples by."""
+        return [str(value)]
+
+    def as_text(self, value: Any, words: Sequence[str]) -> str:
+        """A gold or predicted value as one line of text (for listings)."""
+        return str(value)
 
 
 def unknown_label_error(spec: TaskSpec, source: str, index: int, label: Any) -> DataFormatError:

@@ -16,6 +16,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from ..evaluation.error_analysis import first_wrong_level
 from ..evaluation.hierarchical_metrics import hierarchical_metrics
 from ..evaluation.metrics import METRICS
 from ..models.heads import HierarchicalHead
@@ -73,3 +74,15 @@ class HierarchicalType(TaskType):
         path = self.spec.labels[j]
         return {"label": " > ".join(path), "path": list(path), "score": float(p[j]),
                 "scores": {" > ".join(leaf): float(p[k]) for k, leaf in enumerate(self.spec.labels)}}
+
+    def diagnose(self, gold: tuple[str, ...], pred: tuple[str, ...]) -> dict[str, Any]:
+        """Where the predicted path first leaves the gold one: ``first_wrong_level`` (0 = top)."""
+        level = first_wrong_level(gold, pred)
+        errors = [] if level is None else [{"kind": f"wrong_level_{level + 1}", "level": level}]
+        return {"correct": level is None, "errors": errors, "first_wrong_level": level}
+
+    def shown(self, value: tuple[str, ...]) -> list[str]:
+        return [" > ".join(value)]
+
+    def as_text(self, value: tuple[str, ...], words) -> str:
+        return " > ".join(value)

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from ..evaluation.error_analysis import label_set_errors
 from ..evaluation.metrics import METRICS
 from ..models.heads import MultiLabelHead
 from .base import TaskType
@@ -72,3 +73,20 @@ class MultiLabelType(TaskType):
         p = torch.sigmoid(logits.float())  # (C,)
         return {"labels": [lab for j, lab in enumerate(self.spec.labels) if p[j] > 0.5],
                 "scores": {lab: float(p[j]) for j, lab in enumerate(self.spec.labels)}}
+
+    def confidence(self, logits: Tensor, feature: dict, pred: list[str]) -> float:
+        """The least sure of the C yes/no decisions: ``min_c max(p_c, 1 - p_c)``."""
+        p = torch.sigmoid(logits.float())  # (C,)
+        return float(torch.maximum(p, 1 - p).min())
+
+    def diagnose(self, gold: list[str], pred: list[str]) -> dict[str, Any]:
+        """Missed (gold, not predicted) and spurious (predicted, not gold) labels."""
+        found = label_set_errors(gold, pred)
+        errors = [{"kind": kind, "label": lab} for kind, labs in found.items() for lab in labs]
+        return {"correct": not errors, "errors": errors}
+
+    def shown(self, value: list[str]) -> list[str]:
+        return list(value)
+
+    def as_text(self, value: list[str], words) -> str:
+        return ", ".join(value) or "(no label)"

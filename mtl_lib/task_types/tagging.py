@@ -12,10 +12,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import torch
 from torch import Tensor, nn
 
 from ..data.encoding import align_word_labels
 from ..evaluation.decoding import constraints, decode_tags
+from ..evaluation.error_analysis import span_errors, spans
 from ..evaluation.metrics import conll_chunks
 from ..models.heads import CRFTaggingHead, TaggingHead
 from ..models.losses import CRFLoss
@@ -100,14 +102,41 @@ class TaggingType(TaskType):
         tags = self.decode(logits, feature)
         valid = [t if t == "O" or t[:2] in ("B-", "I-") else "O" for t in tags]
         offsets, text = feature.get("char_offsets"), feature.get("text")
-        spans = []
+        found = []
         for ty, s, e in conll_chunks(valid):
             span = {"type": ty, "start": s, "end": e + 1, "text": " ".join(words[s:e + 1])}
             if offsets is not None and text is not None:
                 first, last = offsets[s][0], offsets[e][1]
                 span |= {"start_char": first, "end_char": last, "text": text[first:last]}
-            spans.append(span)
-        return {"tags": tags, "spans": spans}
+            found.append(span)
+        return {"tags": tags, "spans": found}
+
+    def confidence(self, logits: Tensor, feature: dict, pred: list[str]) -> float:
+        """The lowest probability the model gives one of its predicted tags (its weakest word)."""
+        first = word_starts(feature["word_ids"])
+        if not first:
+            return 1.0
+        p = torch.softmax(logits.float()[list(first.values())], -1)  # (W, C)
+        ids = torch.tensor([self.index[pred[w]] for w in first])  # (W,)
+        return float(p[torch.arange(len(ids)), ids].min())
+
+    def diagnose(self, gold: list[str], pred: list[str]) -> dict[str, Any]:
+        """Span errors: missed, spurious, wrong type, wrong boundary (``span_errors``), and
+        both sides' ``spans`` (to draw the sentence with its spans coloured)."""
+        errors = span_errors(gold, pred)
+        return {"correct": not errors, "errors": errors, "spans": {"gold": spans(gold), "pred": spans(pred)}}
+
+    def shown(self, value: list[str]) -> list[str]:
+        """The entity types of the sentence's spans."""
+        return sorted({s["type"] for s in spans(value)})
+
+    def as_text(self, value: list[str], words: Sequence[str]) -> str:
+        """The sentence with each span in brackets and its type: ``play [jazz]:genre``."""
+        out, at = [], 0
+        for s in spans(value):
+            out += list(words[at:s["start"]]) + [f"[{' '.join(words[s['start']:s['end']])}]:{s['type']}"]
+            at = s["end"]
+        return " ".join(out + list(words[at:]))
 
 
 def word_starts(word_ids: Sequence[int | None]) -> dict[int, int]:

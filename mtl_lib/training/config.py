@@ -53,6 +53,7 @@ class TrainerConfig:
     save_every: int | None = None  # steps between `last` checkpoints (plus one at the end)
     log_every: int = 1
     progress: bool = True
+    conflict_every: int | None = None  # steps between task-gradient cosines (training/conflict.py)
 
     def __post_init__(self) -> None:
         check_fields(self, "training options", _RULES)
@@ -81,4 +82,5 @@ _RULES: dict[str, str | tuple] = {
     "weighting": WEIGHTING_NAMES, "lr_schedule": ("linear", "constant"), "weighting_lr": "> 0",
     "eval_every": ">= 1", "eval_batch_size": ">= 1",
     "early_stopping_patience": ">= 1", "save_every": ">= 1", "log_every": ">= 1", "seed": ">= 0",
+    "conflict_every": ">= 1",
 }

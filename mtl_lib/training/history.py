@@ -1,8 +1,10 @@
 """``History``: the table of what happened during training, for plots and widgets.
 
 Each row is a dict. Training rows: ``kind="train"``, ``step``, ``epoch``, ``task``, ``loss``,
-``lr``, ``samples_per_s``, ``weight``. Evaluation rows: ``kind="eval"``, ``step``, ``epoch``,
-``split``, ``task``, ``metric``, ``value`` (in [0, 1]).
+``lr`` (the encoder's learning rate at that step), ``samples_per_s``, ``weight`` (the task's
+loss weight). Evaluation rows: ``kind="eval"``, ``step``, ``epoch``, ``split``, ``task``,
+``metric``, ``value`` (in [0, 1]). Task-conflict rows (with ``conflict_every``):
+``kind="conflict"``, ``step``, ``epoch``, ``tasks`` (a pair), ``cosine`` (in [-1, 1]).
 """
 
 from __future__ import annotations
@@ -44,6 +46,10 @@ class History:
     def eval_rows(self, task: str | None = None, metric: str | None = None) -> list[dict]:
         return [r for r in self.records if r["kind"] == "eval"
                 and task in (None, r["task"]) and metric in (None, r["metric"])]
+
+    def conflict_rows(self) -> list[dict]:
+        """The task-conflict rows (``training.conflict``), in order."""
+        return [r for r in self.records if r["kind"] == "conflict"]
 
     def last_metrics(self) -> dict[str, dict[str, float]]:
         """The most recent evaluation as ``{task: {metric: value}}``."""

@@ -30,6 +30,7 @@ from ..evaluation.evaluate import evaluate
 from .callbacks import Callback, CheckpointCallback, EarlyStopping, EvaluationCallback
 from .checkpoint import restore_training, save_training
 from .config import TrainerConfig
+from .conflict import GradientConflict
 from .distributed import DistributedContext
 from .history import History
 from .sampling import make_sampler
@@ -108,6 +109,8 @@ class Trainer:
         )
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, schedules)
         self.callbacks: list = [EvaluationCallback(c.eval_every or self.steps_per_epoch)]
+        if c.conflict_every:  # before checkpoints save the step; when off, not even added
+            self.callbacks.append(GradientConflict(c.conflict_every))
         if c.output_dir:
             self.callbacks.append(CheckpointCallback(c.output_dir, c.save_every))
         if c.early_stopping_patience:

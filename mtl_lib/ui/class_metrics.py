@@ -10,7 +10,7 @@ import numpy as np
 from ..evaluation.evaluate import collect_predictions
 from ..evaluation.metrics import confusion_matrix, per_class_report, per_entity_report
 from .plots import plot_confusion_matrix, plot_per_class
-from .widget_utils import W, error_html, html_table, image, png_bytes
+from .widget_utils import StaticSnapshot, W, error_html, html_table, image, png_bytes, stack_pngs
 
 __all__ = ["ClassMetricsExplorer"]
 
@@ -19,13 +19,14 @@ _SORT_KEYS = {"f1": "f1", "precision": "precision", "recall": "recall", "support
               "name": "label"}
 
 
-class ClassMetricsExplorer(W.VBox):
+class ClassMetricsExplorer(StaticSnapshot, W.VBox):
     """Per-class (or per-entity) scores of each task: sortable table, bars, confusion matrix.
 
     Taught in ``notebooks/03_metrics.ipynb``. Classification tasks get a per-class report,
     bars (``plots.plot_per_class``), a confusion matrix and, for the selected class, what it
     is confused with; tagging tasks an entity-level report (seqeval). Sorting puts the best
-    first (names A to Z); "flip order" reverses that.
+    first (names A to Z); "flip order" reverses that. A saved notebook keeps the bars and the
+    confusion matrix on show as a static PNG.
 
     Parameters
     ----------
@@ -129,6 +130,11 @@ class ClassMetricsExplorer(W.VBox):
         if keep in self.class_select.options:
             self.class_select.value = keep  # ...so keep the chosen one when it is still there
         self._show_class()
+        self.refresh_snapshot()
+
+    def snapshot(self) -> bytes | None:
+        """The bars and (classification) the confusion matrix on show, as one PNG."""
+        return stack_pngs([bytes(self.bars.value), bytes(self.confusion.value)])
 
     def _show_class(self) -> None:
         chosen, task = self.class_select.value, self.task_dropdown.value

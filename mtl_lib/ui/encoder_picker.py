@@ -6,7 +6,7 @@ import html
 
 from ..experiment import resolve_encoder
 from ..models.encoders import ENCODER_TABLE, Encoder, list_encoders
-from .widget_utils import CELL_STYLE, W, error_html, html_table
+from .widget_utils import CELL_STYLE, StaticSnapshot, W, error_html, html_table
 
 __all__ = ["EncoderPicker"]
 
@@ -26,13 +26,13 @@ def _family_of(name: str) -> str:
     return families[0]
 
 
-class EncoderPicker(W.VBox):
+class EncoderPicker(StaticSnapshot, W.VBox):
     """Pick an encoder by family and config; see availability, size and tokenisation.
 
     Taught in ``notebooks/01_encoders.ipynb``. ``.value`` is the chosen name (settable),
     ``.encoder`` the loaded :class:`~mtl_lib.models.encoders.Encoder` (None until loaded) and
     ``.error`` the last loading error, also shown in the widget (``EncoderNotAvailable`` says
-    how to provide the weights).
+    how to provide the weights). A saved notebook keeps its tables as static HTML.
 
     Parameters
     ----------
@@ -121,6 +121,11 @@ class EncoderPicker(W.VBox):
             [{"what": k, "value": str(v)} for k, v in rows], ["what", "value"])
             + (error_html(self.error) if self.error else ""))
         self.tokens.value = "" if enc is None else self._tokens_html(enc)
+        self.refresh_snapshot()
+
+    def snapshot_html(self) -> str:
+        """What it shows, as static HTML: the encoder's table and the tokenisation."""
+        return self.info.value + self.tokens.value
 
     def _tokens_html(self, enc: Encoder) -> str:
         """Tokens as chips over their ids and ``word_ids`` (the word each piece belongs to)."""

@@ -1,19 +1,23 @@
-"""``ExperimentPanel``: choose encoder, tasks, sampler, weighting and steps; Run and Stop."""
+"""``ExperimentPanel``: choose encoder, tasks, sampler, weighting and steps; Run and Stop;
+every run of the session compared in one table and one figure."""
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 
 from ..experiment import build_experiment, snips_tasks
 from ..models.encoders import ENCODER_TABLE, list_encoders
 from ..tasks.spec import TaskSpec
+from ..training.comparison import Run, name_runs, run_from_trainer
 from ..training.config import TrainerConfig
 from ..training.sampling import SAMPLERS
 from ..training.trainer import Trainer
 from ..training.weighting import WEIGHTINGS
 from .class_metrics import ClassMetricsExplorer
+from .compare import RunComparison, compare_runs
 from .live_dashboard import LiveDashboard
-from .widget_utils import W, error_html, html_table
+from .widget_utils import StaticSnapshot, W, error_html, html_table, image, png_bytes, stack_pngs
 
 __all__ = ["ExperimentPanel", "task_choices"]
 
@@ -33,13 +37,20 @@ def task_choices(max_examples: int | None = None) -> dict[str, TaskSpec]:
                 max_examples=max_examples, metrics=pair_metrics)}
 
 
-class ExperimentPanel(W.VBox):
+class ExperimentPanel(StaticSnapshot, W.VBox):
     """Choose encoder, tasks, sampler, weighting, learning rates and steps; Run and Stop.
 
     Taught in ``notebooks/05_multi_task_training.ipynb``. Run trains in a background thread
     (so Stop works) with a :class:`LiveDashboard`; afterwards ``.trainer``, ``.history``,
     ``.model`` and ``.groups`` hold the result and a table shows the dev metrics. Any error
     (missing weights, bad data, bad options) appears in the panel and in ``.error``.
+
+    Every finished (or stopped) run of the session is kept in ``.runs`` and named by what
+    changed between the runs (``"weighting=uncertainty"``); from the second run on, a table
+    compares their dev metrics (best and last, the difference to the first run) and a figure
+    overlays their curves on one epoch axis (:func:`~mtl_lib.ui.compare.compare_runs`).
+    "Forget runs" starts the comparison afresh. When a run ends, the cell output also keeps
+    a static PNG of the dashboard and the comparison.
 
     Parameters
     ----------
@@ -54,6 +65,7 @@ class ExperimentPanel(W.VBox):
     def __init__(self, encoder: str = "minilm", tasks=("SNIPS intent", "SNIPS slots"),
                  max_examples: int = 500, steps: int = 100, batch_size: int = 16) -> None:
         self.trainer = self.history = self.model = self.groups = self.error = None
+        self.runs: list[Run] = []  # every run of the session, in order
         self.thread: threading.Thread | None = None
         self._stop = threading.Event()
         names = [(i.name + ("" if i.available else " (no weights here)"), i.name)
@@ -76,13 +88,19 @@ class ExperimentPanel(W.VBox):
                                     disabled=True)
         self.status, self.error_box, self.results = W.HTML("ready"), W.HTML(), W.HTML()
         self.dashboard = LiveDashboard()
+        self.forget_button = W.Button(description="Forget runs", icon="trash", disabled=True)
+        self.comparison_table, self.comparison_image = W.HTML(), image()
+        self.comparison_box = W.VBox([W.HBox([W.HTML("<b>Runs of this session</b>"), self.forget_button]),
+                                      self.comparison_table, self.comparison_image],
+                                     layout=W.Layout(display="none"))
         self.run_button.on_click(lambda _: self.run(blocking=False))
         self.stop_button.on_click(lambda _: self.stop())
+        self.forget_button.on_click(lambda _: self.forget_runs())
         super().__init__([
             W.HBox([self.encoder, self.max_examples]), W.HBox(list(self.task_boxes.values())),
             W.HBox([self.sampler, self.weighting]), W.HBox([self.encoder_lr, self.classifier_lr]),
             W.HBox([self.steps, self.batch_size, self.run_button, self.stop_button]),
-            self.status, self.error_box, self.dashboard, self.results])
+            self.status, self.error_box, self.dashboard, self.results, self.comparison_box])
 
     @property
     def running(self) -> bool:
@@ -145,12 +163,37 @@ class ExperimentPanel(W.VBox):
                     for m, v in ms.items()]
             self.results.value = f"<b>Dev metrics at step {tr.step}</b>" + \
                 html_table(rows, ["task", "metric", "value"])
+            self.runs.append(run_from_trainer(tr))
+            self._show_comparison()
         except Exception as err:  # shown in the panel; the kernel carries on
             self.error = err
             self.error_box.value = error_html(err)
             self.status.value = "failed (see the message below)"
         finally:
             self.run_button.disabled, self.stop_button.disabled = False, True
+            self.refresh_snapshot()
+
+    def comparison(self) -> RunComparison | None:
+        """The session's runs compared (None before two runs): ``.table``, ``.figure``."""
+        if len(self.runs) < 2:
+            return None
+        return compare_runs(name_runs([dataclasses.replace(r, name="") for r in self.runs]))
+
+    def forget_runs(self) -> None:
+        """Start the comparison afresh (the current model and history stay)."""
+        self.runs = []
+        self._show_comparison()
+
+    def _show_comparison(self) -> None:
+        found = self.comparison()
+        self.forget_button.disabled = not self.runs
+        self.comparison_box.layout.display = None if found else "none"
+        self.comparison_table.value = found.html() if found else ""
+        self.comparison_image.value = png_bytes(found.figure) if found else b""
+
+    def snapshot(self) -> bytes | None:
+        """The dashboard and, from the second run on, the comparison figure."""
+        return stack_pngs([bytes(self.dashboard.image.value), bytes(self.comparison_image.value)])
 
     def explorer(self, split: str = "dev") -> ClassMetricsExplorer:
         """A :class:`ClassMetricsExplorer` over the trained model's predictions."""

@@ -1,26 +1,32 @@
-"""``LiveDashboard``: live loss and dev-score curves, a Trainer callback that is also a widget."""
+"""``LiveDashboard``: live loss and dev-score curves and the run's internals (learning rate,
+loss weights, sampler mix, task conflict); a Trainer callback that is also a widget."""
 
 from __future__ import annotations
 
 import time
 
 import numpy as np
-from matplotlib.ticker import PercentFormatter
+from matplotlib.ticker import FuncFormatter, PercentFormatter
 
 from .plots import new_figure, task_colors
-from .widget_utils import W, image, png_bytes
+from .widget_utils import StaticSnapshot, W, image, png_bytes
 
 __all__ = ["LiveDashboard"]
 
 
-class LiveDashboard(W.VBox):
+class LiveDashboard(StaticSnapshot, W.VBox):
     """Live loss and dev-score curves: a Trainer callback that is also a widget.
 
     Taught in ``notebooks/05_multi_task_training.ipynb``. Like d2l's progress board it
     buffers each task's losses and plots their mean every ``every_n`` records; losses and dev
-    scores share one fractional-epoch axis. A redraw replaces the PNG of its own
-    ``widgets.Image``, at most once per ``min_interval`` seconds (and ``redraw_every`` steps,
-    if given); ``on_fit_end`` draws the final state. :meth:`figure` is the static fallback.
+    scores share one fractional-epoch axis. A second row shows the training internals the
+    records carry: the learning rate, each task's loss weight (static, uncertainty, DWA), the
+    sampler's cumulative mix of input groups and, with ``conflict_every``, the cosine between
+    the tasks' encoder gradients. A redraw replaces the PNG of its own ``widgets.Image``, at
+    most once per ``min_interval`` seconds (and ``redraw_every`` steps, if given);
+    ``on_fit_end`` draws the final state and leaves it as a static PNG in the cell output.
+    :meth:`figure` is the static fallback (and :func:`~mtl_lib.ui.plots.plot_training_internals`
+    draws the internals from a saved ``history.json``).
 
     Examples
     --------
@@ -41,6 +47,13 @@ class LiveDashboard(W.VBox):
         self.loss_points: dict[str, list[tuple[float, float]]] = {}  # task -> (epoch, mean loss)
         self.metric_points: dict[str, list[tuple[float, float]]] = {}  # task -> (epoch, score)
         self.metric_names: dict[str, str] = {}
+        self.lr_points: list[tuple[float, float]] = []  # (epoch, encoder learning rate), per step
+        self.weight_points: dict[str, list[tuple[float, float]]] = {}  # task -> (epoch, weight)
+        self.mix_points: dict[str, list[tuple[float, float]]] = {}  # group -> (epoch, share so far)
+        self.conflict_points: dict[str, list[tuple[float, float]]] = {}  # "a / b" -> (epoch, cos)
+        self._step_tasks: list[str] = []  # tasks logged in the current step: its input group
+        self._draws: dict[str, int] = {}
+        self._seen = 0  # history records already scanned for conflict rows
         self.max_epoch, self._dirty, self._last, self._last_step, self._cost = \
             max_epoch, False, 0.0, 0, 0.0
 
@@ -53,7 +66,30 @@ class LiveDashboard(W.VBox):
         buf.append((record["epoch"], record["loss"]))
         if len(buf) >= self.every_n:
             self._flush(record["task"])
+        if "lr" in record and (not self.lr_points or self.lr_points[-1][0] != record["epoch"]):
+            self.lr_points.append((record["epoch"], record["lr"]))
+        if "weight" in record:
+            self.weight_points.setdefault(record["task"], []).append((record["epoch"], record["weight"]))
+        self._step_tasks.append(record["task"])
         self._maybe_redraw(trainer)
+
+    def on_batch_end(self, trainer) -> None:
+        """After each step: the sampler's mix so far, and any new task-conflict rows."""
+        epoch = trainer.step / trainer.steps_per_epoch
+        if self._step_tasks:  # a joint batch logs each of its tasks: one draw of "intent+slots"
+            group = "+".join(dict.fromkeys(self._step_tasks))
+            self._draws[group] = self._draws.get(group, 0) + 1
+            total = sum(self._draws.values())
+            for g, n in self._draws.items():
+                self.mix_points.setdefault(g, []).append((epoch, n / total))
+            self._step_tasks = []
+        records = trainer.history.records
+        self._seen = min(self._seen, len(records))  # a resumed trainer has a new History
+        for r in records[self._seen:]:
+            if r.get("kind") == "conflict":
+                self.conflict_points.setdefault(" / ".join(r["tasks"]), []).append((r["epoch"], r["cosine"]))
+                self._dirty = True
+        self._seen = len(records)
 
     def on_evaluate(self, trainer, metrics: dict[str, dict[str, float]]) -> None:
         for task, scores in metrics.items():
@@ -70,6 +106,11 @@ class LiveDashboard(W.VBox):
         self._maybe_redraw(trainer, force=True)
         stopped = " (stopped early)" if trainer.step < trainer.total_steps else ""
         self.status.value = f"done: {trainer.step} / {trainer.total_steps} steps{stopped}"
+        self.refresh_snapshot()
+
+    def snapshot(self) -> bytes | None:
+        """The PNG on show (the static picture a saved notebook keeps)."""
+        return bytes(self.image.value) or None
 
     def _flush(self, task: str) -> None:
         epoch, loss = np.mean(self._buf.pop(task), axis=0)
@@ -89,13 +130,19 @@ class LiveDashboard(W.VBox):
         self._last = time.monotonic()
         self._cost = self._last - start
         losses = ", ".join(f"{t} {p[-1][1]:.3f}" for t, p in self.loss_points.items())
+        lr = f" &middot; lr {self.lr_points[-1][1]:.2g}" if self.lr_points else ""
         self.status.value = (f"step {trainer.step} / {trainer.total_steps} &middot; epoch "
-                             f"{trainer.step / trainer.steps_per_epoch:.2f} &middot; {losses}")
+                             f"{trainer.step / trainer.steps_per_epoch:.2f} &middot; {losses}{lr}")
 
     def figure(self):
-        """The current curves as a Figure (shows as PNG in a notebook, no widgets needed)."""
-        fig = new_figure(*self.size)
-        ax_loss, ax_dev = fig.subplots(1, 2, sharex=True)
+        """The current curves as a Figure (shows as PNG in a notebook, no widgets needed).
+
+        Top: losses and dev scores; below, when the records carry them, the internals.
+        """
+        fig = new_figure(*self.size) if not self.lr_points else \
+            new_figure(self.size[0], 2 * self.size[1] + 0.3)
+        top, bottom = (fig, None) if not self.lr_points else fig.subfigures(2, 1, hspace=0.04)
+        ax_loss, ax_dev = top.subplots(1, 2, sharex=True)
         colors = task_colors(sorted(set(self.loss_points) | set(self.metric_points)))
         for task, pts in sorted(self.loss_points.items()):
             ax_loss.plot(*zip(*pts), marker="." if len(pts) < 40 else None, color=colors[task],
@@ -107,9 +154,12 @@ class LiveDashboard(W.VBox):
                     ylabel="loss")
         ax_dev.set(title="Dev score (each task's first metric)", xlabel="epoch", ylim=(0, 1.02))
         ax_dev.yaxis.set_major_formatter(PercentFormatter(xmax=1.0, decimals=0))
-        if self.max_epoch:
-            ax_loss.set_xlim(0, self.max_epoch)  # a fixed axis: curves grow, never rescale
-        for ax, what in ((ax_loss, "training loss"), (ax_dev, "dev evaluation")):
+        axes = [(ax_loss, "training loss"), (ax_dev, "dev evaluation")]
+        if bottom is not None:
+            axes += self._draw_internals(bottom, colors)
+        for ax, what in axes:
+            if self.max_epoch:
+                ax.set_xlim(0, self.max_epoch)  # a fixed axis: curves grow, never rescale
             ax.grid(alpha=0.3)
             if ax.lines:  # below the axes: never over a curve
                 ax.legend(fontsize="small", loc="upper center", bbox_to_anchor=(0.5, -0.2),
@@ -119,4 +169,27 @@ class LiveDashboard(W.VBox):
                         transform=ax.transAxes, color="0.5")
         return fig
 
-
+    def _draw_internals(self, sub, colors: dict) -> list:
+        """Learning rate, loss weights, cumulative sampler mix (and task conflict) in ``sub``."""
+        axs = sub.subplots(1, 4 if self.conflict_points else 3)
+        axs[0].plot(*zip(*self.lr_points), color="tab:purple", lw=2, label="encoder")
+        axs[0].yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:.2g}"))
+        axs[0].set(title="Learning rate (encoder)", xlabel="epoch")
+        own = task_colors(sorted(set(self.weight_points) | set(self.mix_points)))
+        for task, pts in sorted(self.weight_points.items()):
+            axs[1].plot(*zip(*pts), color=colors.get(task, own[task]), lw=2, label=task)
+        axs[1].set(title="Loss weight per task", xlabel="epoch")
+        axs[1].set_ylim(bottom=0)
+        for group, pts in sorted(self.mix_points.items()):
+            axs[2].plot(*zip(*pts), color=colors.get(group, own[group]), lw=2, label=group)
+        axs[2].set(title="Sampler mix so far", xlabel="epoch", ylim=(0, 1.02))
+        axs[2].yaxis.set_major_formatter(PercentFormatter(xmax=1.0, decimals=0))
+        out = [(axs[0], "learning rate"), (axs[1], "loss weights"), (axs[2], "sampler mix")]
+        if self.conflict_points:
+            pair_colors = task_colors(self.conflict_points)
+            axs[3].axhline(0, color="0.4", lw=1)
+            for pair, pts in self.conflict_points.items():
+                axs[3].plot(*zip(*pts), "-o", ms=3, color=pair_colors[pair], label=pair)
+            axs[3].set(title="Task conflict (gradient cosine)", xlabel="epoch", ylim=(-1.05, 1.05))
+            out.append((axs[3], "task conflict"))
+        return out

@@ -1,4 +1,5 @@
-"""Static figures of a training run: losses, metrics, per-class scores, confusion matrix.
+"""Static figures of a training run: losses, metrics, per-class scores, confusion matrix, and
+the run's internals (learning rate, loss weights, sampler mix, task conflict).
 
 Each function returns a :class:`matplotlib.figure.Figure` built without pyplot: no global state,
 works headless, and (``_repr_png_``) shows as an image as the last value of a notebook cell even
@@ -19,7 +20,8 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, PercentFormatter
 
 __all__ = ["new_figure", "task_colors", "smooth", "plot_losses", "plot_metrics", "plot_per_class",
-           "plot_confusion_matrix", "plot_sampler_mix", "plot_learning_rate", "save_figure"]
+           "plot_confusion_matrix", "sampler_mix", "plot_sampler_mix", "plot_learning_rate",
+           "plot_loss_weights", "plot_task_conflict", "plot_training_internals", "save_figure"]
 
 
 
@@ -86,7 +88,8 @@ def task_colors(tasks: Iterable[str]) -> dict[str, tuple]:
 
 
 def _history_colors(recs: list[dict]) -> dict[str, tuple]:
-    return task_colors(sorted({r["task"] for r in recs}))  # same colour whatever is shown
+    # same colour whatever is shown; task-conflict rows name a pair, not one task
+    return task_colors(sorted({r["task"] for r in recs if "task" in r}))
 
 
 def _is_window(smoothing) -> bool:
@@ -302,8 +305,24 @@ def plot_confusion_matrix(matrix, labels: Sequence[str], normalize: bool = True,
     return fig
 
 
-def plot_sampler_mix(history, window: int = 50) -> Figure:
-    """Stacked area: share of each input group among the last ``window`` training steps.
+def sampler_mix(history) -> tuple[list[int], dict[str, np.ndarray]]:
+    """Which input group each training step drew, as a one-hot table.
+
+    Returns ``(steps, {group: (N,) 0/1})``; a group is named by its tasks (``"intent+slots"``:
+    a joint batch logs a record per task but is one draw). Shares over time are means of the
+    columns: ``np.cumsum(col) / np.arange(1, N + 1)`` is the cumulative mix.
+    """
+    by_step: dict[int, list[str]] = {}
+    for r in _rows(_records(history), "train"):
+        by_step.setdefault(r["step"], []).append(r["task"])
+    steps = sorted(by_step)
+    drawn = ["+".join(dict.fromkeys(by_step[s])) for s in steps]
+    return steps, {g: np.array([d == g for d in drawn], dtype=float) for g in sorted(set(drawn))}
+
+
+def plot_sampler_mix(history, window: int | None = 50) -> Figure:
+    """Stacked area: share of each input group among the last ``window`` training steps, or
+    since the start (``window=None``, the cumulative mix).
 
     Shows how the task sampler mixes tasks over time (proportional, temperature, annealed...).
     """
@@ -311,27 +330,22 @@ def plot_sampler_mix(history, window: int = 50) -> Figure:
     ax, colors, train = fig.add_subplot(), _history_colors(recs), _rows(recs, "train")
     if not train:
         return _empty(fig, ax, "training records")
-    # one row per step: a joint batch (intent + slots) logs a record per task but is one draw
-    by_step: dict[int, list[str]] = {}
-    for r in train:
-        by_step.setdefault(r["step"], []).append(r["task"])
-    steps = sorted(by_step)
-    drawn = ["+".join(dict.fromkeys(by_step[s])) for s in steps]
-    groups = sorted(set(drawn))
+    steps, onehot = sampler_mix(recs)
+    groups = list(onehot)
     own = task_colors(groups)
     gcolors = {g: colors.get(g, own[g]) for g in groups}
-    onehot = np.array([[d == g for g in groups] for d in drawn], dtype=float)  # (N, K)
-    share = np.stack([smooth(col, int(window)) for col in onehot.T])  # (K, N) trailing mean
-    overall = onehot.mean(axis=0)
-    labels = [f"{g} ({s:.0%} overall)" for g, s in zip(groups, overall, strict=True)]
+    n = np.arange(1, len(steps) + 1)
+    share = np.stack([np.cumsum(col) / n if window is None else smooth(col, int(window))
+                      for col in onehot.values()])  # (K, N)
+    labels = [f"{g} ({col.mean():.0%} overall)" for g, col in onehot.items()]
     ax.stackplot(steps, share, colors=[gcolors[g] for g in groups], labels=labels, alpha=0.85)
     ax.set_ylim(0, 1)
     if train[-1]["step"] > train[0]["step"]:  # no empty margins around the stack
         ax.set_xlim(train[0]["step"], train[-1]["step"])
     ax.yaxis.set_major_formatter(_pct())
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize="small")
-    ax.set(title=f"Task mix of the sampler (last {window} training steps)", xlabel="step",
-           ylabel="share of steps")
+    what = "since the start" if window is None else f"last {window} training steps"
+    ax.set(title=f"Task mix of the sampler ({what})", xlabel="step", ylabel="share of steps")
     _epoch_axis(ax, train)
     return fig
 
@@ -351,6 +365,95 @@ def plot_learning_rate(history) -> Figure:
     ax.set_ylim(bottom=0)
     ax.grid(alpha=0.3)
     _epoch_axis(ax, train)
+    return fig
+
+
+def _draw_weights(ax, recs: list[dict]) -> None:
+    colors, train = _history_colors(recs), _rows(recs, "train")
+    for task in sorted({r["task"] for r in train if "weight" in r}):
+        rows = [r for r in train if r["task"] == task and "weight" in r]
+        ax.plot([r["step"] for r in rows], [r["weight"] for r in rows], color=colors[task], lw=2,
+                label=task)
+    ax.set(title="Loss weight per task", xlabel="step", ylabel="weight")
+    ax.set_ylim(bottom=0)
+    ax.grid(alpha=0.3)
+    if ax.lines:
+        ax.legend(fontsize="small", loc="best")
+
+
+def plot_loss_weights(history) -> Figure:
+    """Each task's loss weight against step: constant for static and equal weighting, learned
+    (uncertainty) or recomputed every window (DWA) for the adaptive ones."""
+    fig = new_figure(7, 3.5)
+    ax, recs = fig.add_subplot(), _records(history)
+    if not _rows(recs, "train"):
+        return _empty(fig, ax, "training records")
+    _draw_weights(ax, recs)
+    _epoch_axis(ax, _rows(recs, "train"))
+    return fig
+
+
+def _draw_conflict(ax, rows: list[dict]) -> None:
+    pairs = list(dict.fromkeys(tuple(r["tasks"]) for r in rows))
+    colors = task_colors(" / ".join(p) for p in pairs)
+    ax.axhspan(-1.05, 0, color="#c62828", alpha=0.06, lw=0)  # below 0: the tasks conflict
+    ax.axhline(0, color="0.4", lw=1)
+    for pair in pairs:
+        pts = [r for r in rows if tuple(r["tasks"]) == pair]
+        name = " / ".join(pair)
+        ax.plot([r["step"] for r in pts], [r["cosine"] for r in pts], marker="o" if len(pts) < 40 else None,
+                ms=3, lw=1.8, color=colors[name], label=name)
+    ax.set_ylim(-1.05, 1.05)
+    ax.set(title="Task conflict: cosine of encoder gradients", xlabel="step", ylabel="cosine")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize="small", loc="best")
+
+
+def plot_task_conflict(history) -> Figure:
+    """Cosine similarity of each pair of tasks' gradients on the shared encoder against step
+    (``conflict_every``; Yu et al. 2020). Below 0 (shaded) the tasks pull the encoder in
+    opposite directions."""
+    fig = new_figure(7, 3.8)
+    ax, rows = fig.add_subplot(), _rows(_records(history), "conflict")
+    if not rows:
+        return _empty(fig, ax, "task-conflict records (set conflict_every)")
+    _draw_conflict(ax, rows)
+    _epoch_axis(ax, rows)
+    return fig
+
+
+def plot_training_internals(history) -> Figure:
+    """The run's internals side by side: learning rate, loss weights, the sampler's cumulative
+    mix and, when measured, the task conflict — what the live dashboard shows, after the run."""
+    recs = _records(history)
+    conflict = _rows(recs, "conflict")
+    n = 4 if conflict else 3
+    fig = new_figure(4.2 * n, 3.6)
+    axes = fig.subplots(1, n)
+    train = _rows(recs, "train")
+    if not train:
+        for ax in axes:
+            _empty(fig, ax, "training records")
+        return fig
+    per_step = {r["step"]: r["lr"] for r in reversed(train) if "lr" in r}
+    axes[0].plot(sorted(per_step), [per_step[s] for s in sorted(per_step)], color="tab:purple", lw=2)
+    axes[0].yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:.2g}"))
+    axes[0].set(title="Learning rate (encoder)", xlabel="step")
+    axes[0].grid(alpha=0.3)
+    _draw_weights(axes[1], recs)
+    steps, onehot = sampler_mix(recs)
+    own = task_colors(onehot)
+    colors = _history_colors(recs)
+    for g, col in onehot.items():
+        axes[2].plot(steps, np.cumsum(col) / np.arange(1, len(col) + 1), lw=2, color=colors.get(g, own[g]),
+                     label=g)
+    axes[2].set(title="Sampler mix since the start", xlabel="step", ylim=(0, 1.02))
+    axes[2].yaxis.set_major_formatter(_pct())
+    axes[2].grid(alpha=0.3)
+    axes[2].legend(fontsize="small", loc="best")
+    if conflict:
+        _draw_conflict(axes[3], conflict)
+        axes[3].set_title("Task conflict (gradient cosine)")
     return fig
 
 
