@@ -35,6 +35,7 @@ from .legacy import read_legacy
 from .safe_files import (
     CheckpointError,
     atomic_directory,
+    check_encoder_config,
     load_state_strict,
     read_json,
     read_tensors,
@@ -164,6 +165,8 @@ class MultiTaskModel(nn.Module):
         if not (where / "encoder" / "config.json").is_file():  # else transformers reads the path as a hub id
             raise CheckpointError(f"{where / 'encoder'}: missing (the encoder's config and tokenizer files); "
                                   "the checkpoint is incomplete")
+        n_encoder = sum(v.numel() for k, v in state.items() if k.startswith("encoder."))
+        check_encoder_config(where / "encoder" / "config.json", n_encoder)  # before allocating from it
         try:
             encoder = Encoder.from_config_dir(where / "encoder", **enc_cfg)
         except (OSError, ValueError, KeyError, TypeError) as err:

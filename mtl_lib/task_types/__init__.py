@@ -23,6 +23,7 @@ from torch import nn
 
 from ..evaluation.metrics import sentence_accuracy
 from ..tasks.spec import TaskFileError, TaskSpec
+from ..tasks.validation import short
 from .base import TaskType
 from .classification import ClassificationType, PairClassificationType
 from .hierarchical import HierarchicalType
@@ -49,7 +50,7 @@ def task_type(spec: TaskSpec) -> TaskType:
     cls = _BY_NAME.get(str(spec.task_type).lower())
     if cls is None:
         aliases = sorted(a for c in TASK_TYPES.values() for a in c.aliases)
-        raise TaskFileError(f"task {spec.name!r}: task_type {spec.task_type!r} is not one of "
+        raise TaskFileError(f"task {spec.name!r}: task_type {short(spec.task_type)} is not one of "
                             f"{', '.join(TASK_TYPES)} (or the aliases {', '.join(aliases)})")
     cls.complete(spec)
     return cls(spec)

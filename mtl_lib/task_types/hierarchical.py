@@ -33,6 +33,7 @@ class HierarchicalType(TaskType):
     default_loss = "WeightedNLLLoss"
     default_metrics = ("classification_accuracy",)
     head = HierarchicalHead
+    mtnlp_layout = None
 
     def __init__(self, spec: TaskSpec) -> None:
         super().__init__(spec)
