@@ -215,8 +215,8 @@ def test_evaluate_finds_the_data_of_a_run_from_any_directory(encoder_dir, tmp_pa
     proj = tmp_path / "proj"
     write(proj / "io.tsv", "text\ttags\n" + "".join(f"{t}\t{' '.join(['I-x'] + ['O'] * (len(t.split()) - 1))}\n"
                                                    for t in TEXTS * 2))
-    write_yaml(proj / "io.yml", {"io": {"task_type": "tagging", "format": "tsv", "path": "io.tsv", "label_field": "tags",
-                                        "config_name": str(encoder_dir)}, "training": TRAIN})
+    write_yaml(proj / "io.yml", {"io": {"task_type": "tagging", "format": "tsv", "path": "io.tsv",
+                                        "label_field": "tags", "config_name": str(encoder_dir)}, "training": TRAIN})
     monkeypatch.chdir(proj)
     code, _, err = run_cli(["train", "io.yml", "--out", "io"], capsys)
     assert code == 0, err
