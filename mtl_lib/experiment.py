@@ -109,9 +109,11 @@ def build_groups(tasks: list[TaskSpec], tokenizer, max_length: int = 128,
     dup = {n for n in names if names.count(n) > 1}
     if dup:
         raise TaskFileError(f"duplicated task name {sorted(dup)[0]!r}")
-    types = {t.name: task_type(t) for t in tasks}
     if records is not None:
         records = {("dev" if k == "validation" else k): v for k, v in records.items()}
+        for t in tasks:  # rows in memory have named fields, like JSONL lines: so are their defaults
+            t.format = "jsonl" if t.format == "auto" else t.format
+    types = {t.name: task_type(t) for t in tasks}
     by_key: dict[tuple, list[TaskSpec]] = {}
     for t in tasks:
         by_key.setdefault(t.input_key if records is None else (), []).append(t)
