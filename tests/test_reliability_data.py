@@ -95,8 +95,8 @@ def test_two_tasks_on_one_file_each_read_their_own_column(fmt, encoder_dir, tmp_
 def test_yaml_bomb_is_refused_quickly_with_a_short_line(tmp_path, capsys):
     from test_reliability_inputs import yaml_bomb
 
-    tf = write(tmp_path / "bomb.yml", yaml_bomb("intent:\n  task_type: NER\n  labels: *i\n"))
-    assert tf.stat().st_size < 600
+    tf = write(tmp_path / "bomb.yml", yaml_bomb("labels"))
+    assert tf.stat().st_size < 500
     start = time.perf_counter()
     code, _, err = run_cli(["train", tf, "--out", tmp_path / "run"], capsys)
     assert time.perf_counter() - start < 5  # before: minutes and gigabytes

@@ -338,12 +338,16 @@ def rename_task(name: str):
     return mutate
 
 
-def yaml_bomb(tail: str) -> str:
-    """The "billion laughs": nine levels of nine aliases, 9**9 strings from about 450 bytes."""
-    lines = ['a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
-    for prev, cur in zip("abcdefgh", "bcdefghi"):
-        lines.append(f"{cur}: &{cur} [{','.join(['*' + prev] * 9)}]")
-    return "\n".join(lines) + "\n" + tail
+def yaml_bomb(key: str) -> str:
+    """The "billion laughs" as a task file: ``key`` of task ``intent`` (``labels``), or the
+    ``training:`` option ``key``, holds nine nested levels of nine aliases: 9**9 strings
+    from about 450 bytes."""
+    levels = ['&a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
+    levels += [f"&{cur} [{','.join(['*' + prev] * 9)}]" for prev, cur in zip("abcdefgh", "bcdefghi")]
+    value = "[" + ", ".join(levels) + "]"
+    if key == "labels":
+        return f"intent:\n  task_type: NER\n  labels: {value}\n"
+    return f"intent:\n  task_type: NER\ntraining:\n  {key}: {value}\n"
 
 
 CSV_GOOD = "text,label\nplay jazz,music\nbook a table,food\nplay rock,music\nbook a room,food\n"
@@ -567,12 +571,10 @@ CASES = [
           ("group-key", "intent+slots", ("'intent+slots'", "'+' joins"))]],
     Case("taskfile-non-scalar-key", train_case(lambda c: c.taskfile("? [a, b]\n: {task_type: NER}\n"), api="load"),
          TaskFileError, ("tasks.yml:1", "a key must be a name, found a sequence")),
-    Case("taskfile-yaml-bomb-labels", train_case(lambda c: c.taskfile(yaml_bomb("intent:\n  task_type: NER\n"
-                                                                                "  labels: *i\n")), api="load"),
+    Case("taskfile-yaml-bomb-labels", train_case(lambda c: c.taskfile(yaml_bomb("labels")), api="load"),
          TaskFileError, ("tasks.yml", "expands to more than 1,000,000 values")),
-    Case("taskfile-yaml-bomb-training", train_case(lambda c: c.taskfile(yaml_bomb(
-        "intent:\n  task_type: NER\ntraining:\n  epochs: *i\n")), api="load"),
-        TaskFileError, ("tasks.yml", "expands to more than 1,000,000 values")),
+    Case("taskfile-yaml-bomb-training", train_case(lambda c: c.taskfile(yaml_bomb("epochs")), api="load"),
+         TaskFileError, ("tasks.yml", "expands to more than 1,000,000 values")),
     Case("label-file-dev-zero", train_case(set_task("label_map_or_file", "/dev/zero")),
          DataFormatError, ("/dev/zero", "not a regular file")),
     Case("jsonl-text-null", train_case(lambda c: c.table_taskfile(

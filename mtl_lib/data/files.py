@@ -93,21 +93,23 @@ def read_bytes(path: str | os.PathLike, max_bytes: int = MAX_DATA_BYTES, pickles
             "save the labels as a text file (one per line) or a JSON list instead"
         )
     try:
-        mode = path.stat().st_mode  # before opening: opening a pipe waits for a writer
-        if stat.S_ISDIR(mode):
+        st = path.stat()  # before opening: opening a pipe waits for a writer
+        if stat.S_ISDIR(st.st_mode):
             raise IsADirectoryError
-        if not stat.S_ISREG(mode):
+        if not stat.S_ISREG(st.st_mode):
             raise DataFormatError(path, None, "not a regular file (a device, pipe or socket); "
                                   "expected a data file")
+        if st.st_size > max_bytes:
+            raise DataFormatError(path, None, f"larger than {max_bytes:,} bytes, the most this reader reads")
         with open(path, "rb") as fh:
-            data = fh.read(max_bytes + 1)
+            data = fh.read()
     except FileNotFoundError:
         raise DataFormatError(path, None, "file not found") from None
     except IsADirectoryError:
         raise DataFormatError(path, None, "is a folder, expected a file") from None
     except OSError as err:
         raise DataFormatError(path, None, f"cannot read file: {err.strerror or err}") from None
-    if len(data) > max_bytes:
+    if len(data) > max_bytes:  # it grew while we looked
         raise DataFormatError(path, None, f"larger than {max_bytes:,} bytes, the most this reader reads")
     return data
 

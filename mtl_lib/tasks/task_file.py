@@ -107,14 +107,13 @@ def read_task_file(path: str | Path) -> TaskFile:
     path = Path(path)
     if not path.is_file():
         raise TaskFileError(f"{path}: task file not found")
-    try:
-        with open(path, "rb") as fh:
-            data = fh.read(MAX_TASK_FILE_BYTES + 1)
-    except OSError as err:
-        raise TaskFileError(f"{path}: cannot read the task file: {err.strerror or err}") from None
-    if len(data) > MAX_TASK_FILE_BYTES:
+    if path.stat().st_size > MAX_TASK_FILE_BYTES:
         raise TaskFileError(f"{path}: larger than {MAX_TASK_FILE_BYTES:,} bytes; a task file holds settings, "
                             "not data (put long label lists in a label file)")
+    try:
+        data = path.read_bytes()
+    except OSError as err:
+        raise TaskFileError(f"{path}: cannot read the task file: {err.strerror or err}") from None
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as err:
