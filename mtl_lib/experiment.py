@@ -13,22 +13,28 @@ each task's type reads its gold labels and encodes the training targets::
                "word_ids": list[int | None], "n_words": int, "truncated": bool,
                "labels": {task: int | list[int] | list[float]}}
 
-A gold label outside the inventory is an error in train (naming the file and the label), and
-in every other split an example the model cannot get right: it is counted, reported in one
-warning per task, and scored as an error by evaluation.
+A gold label outside the inventory is an error in train (naming the file, the line and where
+the labels come from), and in every other split an example the model cannot get right: it is
+counted, reported in one warning per task, and scored as an error by evaluation. A label that
+is not a label at all (``1.0``, a tag list of the wrong length) is an error in every split.
+
+Data may also be given in memory (``records={"train": ..., "dev": ...}``): lists of dicts,
+pandas DataFrames or ``datasets.Dataset`` objects, read like table rows.
 """
 
 from __future__ import annotations
 
 import os
 import warnings
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import torch
 
 from .data.encoding import encode_records
 from .data.files import DataFormatError
-from .data.sources import InputGroup, read_split
+from .data.sources import InputGroup, read_split, record_file, records_from
 from .models.encoders import DEFAULT_ENCODER, Encoder, load_encoder
 from .models.multitask import MultiTaskModel
 from .models.tiny import tiny_encoder
@@ -105,7 +111,7 @@ def snips_tasks(max_examples: int | None = None) -> list[TaskSpec]:
 
 def build_groups(tasks: list[TaskSpec], tokenizer, max_length: int = 128,
                  splits: tuple[str, ...] = ("train", "dev"),
-                 records: dict[str, list[dict]] | None = None) -> list[InputGroup]:
+                 records: Mapping[str, Any] | None = None) -> list[InputGroup]:
     """Group tasks by input, read and encode their splits, fill in label inventories.
 
     Parameters
@@ -116,14 +122,21 @@ def build_groups(tasks: list[TaskSpec], tokenizer, max_length: int = 128,
         Longest tokenised input; longer ones are truncated.
     splits : tuple of str
         Splits to read (those the data lacks are skipped; dev is carved from train if absent).
-    records : dict of split to list of records, optional
-        Records already in memory (``{"words": [...], <label field>: ...}``), used instead of
-        reading files; all tasks then form one group.
+    records : mapping of split to data, optional
+        Data in memory, used instead of reading files; all tasks then form one group. Each
+        split is a list of dicts, a pandas ``DataFrame`` or a ``datasets.Dataset`` (a
+        ``DatasetDict`` is such a mapping; its ``"validation"`` is dev), with the columns the
+        tasks name (``text_column``, ``label_field``); dicts holding ``"words"`` are used as
+        they are.
     """
     names = [t.name for t in tasks]
     dup = {n for n in names if names.count(n) > 1}
     if dup:
         raise TaskFileError(f"duplicated task name {sorted(dup)[0]!r}")
+    if records is not None:
+        records = {("dev" if k == "validation" else k): v for k, v in records.items()}
+        for t in tasks:  # rows in memory have named fields, like JSONL lines: so are their defaults
+            t.format = "jsonl" if t.format == "auto" else t.format
     types = {t.name: task_type(t) for t in tasks}
     by_key: dict[tuple, list[TaskSpec]] = {}
     for t in tasks:
@@ -131,17 +144,27 @@ def build_groups(tasks: list[TaskSpec], tokenizer, max_length: int = 128,
     groups = []
     for members in by_key.values():
         g = InputGroup("+".join(t.name for t in members), members)
-        sources: dict[str, str] = {}
+        sources: dict[str, Path] = {}
         fields = tuple(dict.fromkeys(t.label_field for t in members))
         for split in splits:
-            read = (records[split], "<records>") if records is not None and split in records else \
-                read_split(members[0], split, fields) if records is None else None
+            if records is not None:
+                read = (records_from(records[split], members[0], fields, split), Path(f"records[{split!r}]")) \
+                    if split in records else None
+            else:
+                read = read_split(members[0], split, fields, types[members[0].name].mtnlp_layout)
             if read is not None:
-                g.records[split], src = read
-                sources[split] = str(src)
+                g.records[split], sources[split] = read
         for t in members:
             if "train" in g.records or not t.labels:
-                t.labels = types[t.name].resolve_labels(g.records.get("train", []))
+                train = g.records.get("train", [])
+                try:
+                    t.labels = types[t.name].resolve_labels(train)
+                except (TaskFileError, DataFormatError):
+                    raise
+                except ValueError:  # a record's label is malformed: say which one
+                    for i, rec in enumerate(train):
+                        _gold(types[t.name], rec, i, sources["train"])
+                    raise
             types[t.name] = task_type(t)  # bound to the resolved labels
         for split, recs in g.records.items():
             g.splits[split] = _encode(recs, [types[t.name] for t in members], tokenizer, max_length,
@@ -150,23 +173,32 @@ def build_groups(tasks: list[TaskSpec], tokenizer, max_length: int = 128,
     return groups
 
 
+def _gold(tt, record: dict, index: int, source: Path) -> Any:
+    """``tt.gold(record)``, with a malformed label reported at its file and line."""
+    try:
+        return tt.gold(record)
+    except ValueError as err:
+        line = record.get("_line")
+        where = record_file(source, tt.spec.label_field)
+        raise DataFormatError(where, line, f"{'' if line else f'example {index + 1}, '}task {tt.spec.name!r}: "
+                              f"{err}") from None
+
+
 def _encode(records: list[dict], types: list, tokenizer, max_length: int, split: str,
-            source: str) -> list[dict]:
+            source: Path) -> list[dict]:
     """Features of ``records``, with each task's training target where its gold label is known."""
     features = encode_records(records, tokenizer, max_length)
     unknown: dict[str, tuple[int, set]] = {}
     for i, (rec, f) in enumerate(zip(records, features)):
         for tt in types:
             name = tt.spec.name
-            try:
-                gold = tt.gold(rec)
-            except ValueError as err:
-                raise DataFormatError(source, None, f"example {i + 1}, task {name!r}: {err}") from None
+            gold = _gold(tt, rec, i, source)
             if gold is None:
                 continue  # unlabelled for this task: masked out of its loss
             missing = tt.unknown(gold)
             if missing and split == "train":
-                raise unknown_label_error(tt.spec, source, i, missing[0])
+                raise unknown_label_error(tt, record_file(source, tt.spec.label_field), i, missing[0],
+                                          rec.get("_line"))
             if missing:
                 n, labels = unknown.get(name, (0, set()))
                 unknown[name] = (n + 1, labels | set(map(str, missing)))
@@ -180,8 +212,8 @@ def _encode(records: list[dict], types: list, tokenizer, max_length: int, split:
 
 
 def build_experiment(tasks: str | Path | TaskFile | list[TaskSpec], encoder=None,
-                     max_length: int = 128, seed: int = 0,
-                     splits: tuple[str, ...] = ("train", "dev")) -> tuple[MultiTaskModel, list[InputGroup]]:
+                     max_length: int = 128, seed: int = 0, splits: tuple[str, ...] = ("train", "dev"),
+                     records: Mapping[str, Any] | None = None) -> tuple[MultiTaskModel, list[InputGroup]]:
     """Read the data of ``tasks``, load the encoder and build a ``MultiTaskModel``.
 
     Parameters
@@ -194,6 +226,8 @@ def build_experiment(tasks: str | Path | TaskFile | list[TaskSpec], encoder=None
         Longest tokenised input; longer ones are truncated.
     seed : int
         Seed of the heads' initialisation.
+    records : mapping of split to data, optional
+        Data in memory instead of the tasks' files (see :func:`build_groups`).
     """
     if isinstance(tasks, (str, Path)):
         tasks = load_task_file(tasks)
@@ -201,5 +235,5 @@ def build_experiment(tasks: str | Path | TaskFile | list[TaskSpec], encoder=None
         encoder = encoder or tasks.encoder
         tasks = tasks.tasks
     enc = resolve_encoder(encoder)
-    groups = build_groups(tasks, enc.tokenizer, max_length=max_length, splits=splits)
+    groups = build_groups(tasks, enc.tokenizer, max_length=max_length, splits=splits, records=records)
     return MultiTaskModel.from_tasks(enc, tasks, seed=seed), groups

@@ -165,9 +165,13 @@ def test_malformed_jsonl_line(tmp_path):
 
 
 def test_pickled_label_maps_refused(tmp_path):
+    # A pickle that builds any object beyond plain data (here an OrderedDict) is refused; a plain
+    # {label: id} dict, as multi-task-NLP writes its label maps, is read (tests/test_mtnlp.py).
+    import collections
+
     for name in ("labels.pkl", "labels.joblib"):
-        path = write(tmp_path / name, pickle.dumps({"A": 0}))
-        with raises_at(path, None, "pickle", "arbitrary code"):
+        path = write(tmp_path / name, pickle.dumps(collections.OrderedDict(A=0)))
+        with raises_at(path, None, "pickle", "arbitrary code", "collections.OrderedDict"):
             read_label_file(path)
     # A pickle hiding behind a .txt name is recognised by its first bytes.
     disguised = write(tmp_path / "labels.txt", pickle.dumps(["A", "B"]))

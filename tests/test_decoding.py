@@ -80,3 +80,34 @@ def test_task_key_is_validated():
     assert TaskSpec(name="t", task_type="tagging", tag_decoding="argmax").tag_decoding == "argmax"
     with pytest.raises(TaskFileError, match="task 't': tag_decoding must be one of bio, argmax, got 'greedy'"):
         TaskSpec(name="t", task_type="tagging", tag_decoding="greedy")
+
+
+def test_io_tag_set_decodes_as_argmax_on_conll():
+    """CoNLL-2003 dev written in the IO scheme (every span tagged ``I-x``, no ``B-`` tags): with
+    perfect scores, BIO decoding must read every span back (it used to make I-x unreachable, F1 0)."""
+    from seqeval.metrics import f1_score
+
+    from mtl_lib.data import data_root, read_conll
+
+    sentences = read_conll(data_root() / "conll2003" / "dev.txt")[:300]
+    gold = [["I-" + t[2:] if t.startswith("B-") else t for t in s["tags"]] for s in sentences]
+    labels = sorted({t for tags in gold for t in tags})
+    assert labels == ["I-LOC", "I-MISC", "I-ORG", "I-PER", "O"]  # a real IO tag set
+    pred = []
+    for tags in gold:
+        logits = torch.full((len(tags), len(labels)), -3.0)
+        logits[range(len(tags)), [labels.index(t) for t in tags]] = 3.0  # (W, C): right tag on top
+        pred.append(decode_tags(logits, labels, "bio"))
+        assert pred[-1] == decode_tags(logits, labels, "argmax")
+    assert pred == gold
+    assert f1_score(gold, pred) == 1.0
+
+
+def test_only_i_tags_with_a_b_tag_are_constrained():
+    labels = ["O", "B-per", "I-per", "I-loc"]  # per is BIO, loc is IO
+    allowed, start = bio_constraints(labels)
+    assert start.tolist() == [True, True, False, True]
+    assert allowed[:, 2].tolist() == [False, True, True, False]
+    assert allowed[:, 3].all()
+    logits = torch.tensor([[0, 1.0, 3.0, 0], [0, 0, 0, 3.0]])  # argmax: "I-per I-loc"
+    assert decode_tags(logits, labels, "bio") == ["B-per", "I-loc"]

@@ -331,6 +331,25 @@ def training_opt(key: str, value):
     return mutate
 
 
+def rename_task(name: str):
+    def mutate(c: Ctx) -> Path:
+        t = c.tasks()
+        return c.taskfile({name: t["intent"], "slots": t["slots"], "training": t["training"]})
+    return mutate
+
+
+def yaml_bomb(key: str) -> str:
+    """The "billion laughs" as a task file: ``key`` of task ``intent`` (``labels``), or the
+    ``training:`` option ``key``, holds nine nested levels of nine aliases: 9**9 strings
+    from about 450 bytes."""
+    levels = ['&a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
+    levels += [f"&{cur} [{','.join(['*' + prev] * 9)}]" for prev, cur in zip("abcdefgh", "bcdefghi")]
+    value = "[" + ", ".join(levels) + "]"
+    if key == "labels":
+        return f"intent:\n  task_type: NER\n  labels: {value}\n"
+    return f"intent:\n  task_type: NER\ntraining:\n  {key}: {value}\n"
+
+
 CSV_GOOD = "text,label\nplay jazz,music\nbook a table,food\nplay rock,music\nbook a room,food\n"
 CONLL_GOOD = "-DOCSTART- O\n\nJohn B-PER\nlives O\n\nin O\nParis B-LOC\n"
 
@@ -541,6 +560,60 @@ CASES = [
     Case("cli-demo-zero-examples", lambda c: (
         ["demo", "--out", str(c.run), "--max-examples", "0", "--encoder", str(c.w.encoder)], None),
         TaskFileError, ("max_examples",)),
+    # ---- round two (issue 14): names, YAML, sizes, mistyped fields, tampered files ------------
+    *[Case(f"taskfile-task-name-{key or 'empty'}", train_case(rename_task(name), api="load"), TaskFileError, needles)
+      for key, name, needles in [
+          ("dotted", "a.b", ("'a.b'", "letters, digits")),
+          ("", "", ("task name is empty",)),
+          ("keys", "keys", ("'keys'", "nn.ModuleDict")),
+          ("items", "items", ("'items'", "nn.ModuleDict")),
+          ("update", "update", ("'update'", "nn.ModuleDict")),
+          ("group-key", "intent+slots", ("'intent+slots'", "'+' joins"))]],
+    Case("taskfile-non-scalar-key", train_case(lambda c: c.taskfile("? [a, b]\n: {task_type: NER}\n"), api="load"),
+         TaskFileError, ("tasks.yml:1", "a key must be a name, found a sequence")),
+    Case("taskfile-yaml-bomb-labels", train_case(lambda c: c.taskfile(yaml_bomb("labels")), api="load"),
+         TaskFileError, ("tasks.yml", "expands to more than 1,000,000 values")),
+    Case("taskfile-yaml-bomb-training", train_case(lambda c: c.taskfile(yaml_bomb("epochs")), api="load"),
+         TaskFileError, ("tasks.yml", "expands to more than 1,000,000 values")),
+    Case("label-file-dev-zero", train_case(set_task("label_map_or_file", "/dev/zero")),
+         DataFormatError, ("/dev/zero", "not a regular file")),
+    Case("jsonl-text-null", train_case(lambda c: c.table_taskfile(
+        "jsonl", "t.jsonl", '{"text": "a b", "label": "x"}\n{"text": null, "label": "y"}\n')),
+        DataFormatError, ("t.jsonl:2", "column 'text' should hold text, found null")),
+    Case("jsonl-label-one-point-zero", train_case(lambda c: c.table_taskfile(
+        "jsonl", "t.jsonl", '{"text": "a b", "label": 1}\n{"text": "c", "label": 1.0}\n')),
+        DataFormatError, ("t.jsonl:2", "1.0", "decimal point")),
+    Case("jsonl-more-tags-than-words", train_case(lambda c: c.table_taskfile(
+        "jsonl", "t.jsonl", '{"text": "a b", "tags": ["O", "O"]}\n{"text": "c d", "tags": ["O", "O", "O"]}\n',
+        task_type="NER", label_field="tags")), DataFormatError, ("t.jsonl:2", "3 tags for 2 words")),
+    Case("jsonl-multilabel-ints-and-strings", train_case(lambda c: c.table_taskfile(
+        "jsonl", "t.jsonl", '{"text": "a b", "label": ["x"]}\n{"text": "c", "label": [1, "x"]}\n',
+        task_type="multilabel")), DataFormatError, ("t.jsonl:2", "mixes int and str")),
+    Case("csv-unknown-label-names-line-and-label-file", train_case(lambda c: c.table_taskfile(
+        "csv", "t.csv", CSV_GOOD + "play blues,musik\n", label_map_or_file=str(c.file("topics.txt", "music\nfood\n")))),
+        DataFormatError, ("t.csv:6", "unknown label 'musik'", "topics.txt")),
+    Case("jointbert-unknown-intent-names-line", train_case(lambda c: c.jb_taskfile(
+        lambda jb: replace_line(jb / "train" / "label", 3, "PlayMuzic"))),
+        DataFormatError, ("train/label:3", "unknown label 'PlayMuzic'", "intent_label.txt")),
+    Case("checkpoint-task-name-dotted", ckpt_case(lambda ck: json_edit(
+        ck / "config.json", lambda d: d["tasks"][0].update(name="a.b"))), CheckpointError, ("config.json", "'a.b'")),
+    Case("checkpoint-task-name-keys", ckpt_case(lambda ck: json_edit(
+        ck / "config.json", lambda d: d["tasks"][0].update(name="keys"))),
+        CheckpointError, ("config.json", "'keys'", "nn.ModuleDict")),
+    Case("checkpoint-config-nested-deeply", ckpt_case(lambda ck: write(
+        ck / "config.json", "[" * 100_000 + "]" * 100_000)), CheckpointError, ("config.json", "nested more than")),
+    Case("checkpoint-encoder-vocab-1e11", ckpt_case(lambda ck: json_edit(
+        ck / "encoder" / "config.json", lambda d: d.update(vocab_size=1e11))),
+        CheckpointError, ("encoder/config.json", "vocab_size must be an integer")),
+    Case("checkpoint-encoder-150-layers", ckpt_case(lambda ck: json_edit(
+        ck / "encoder" / "config.json", lambda d: d.update(num_hidden_layers=150))),
+        CheckpointError, ("encoder/config.json", "num_hidden_layers")),
+    Case("checkpoint-encoder-100-layers", ckpt_case(lambda ck: json_edit(
+        ck / "encoder" / "config.json", lambda d: d.update(num_hidden_layers=100))),
+        CheckpointError, ("encoder/config.json", "needs at least")),
+    Case("resume-history-nested-deeply", resume_case(lambda ck: write(
+        ck / "history.json", "[" * 100_000 + "]" * 100_000)), CheckpointError, ("history.json", "nested more than")),
+    Case("set-negative-seed", set_case("seed=-1"), ValueError, ("seed must be an integer >= 0", "got -1")),
 ]
 assert len({c.id for c in CASES}) == len(CASES)
 N_CASES = len(CASES)

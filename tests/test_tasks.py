@@ -225,8 +225,13 @@ def test_duplicated_task_name(tmp_path):
 # --------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("name", ["labels.pkl", "labels.joblib", "labels.txt"])
 def test_pickled_label_map_is_refused(tmp_path, name):
+    import collections
+
     path = tmp_path / name
-    path.write_bytes(pickle.dumps(["O", "B-X", "I-X"]))  # a .txt name does not fool the reader
+    # A pickle of plain data is read when named as one (multi-task-NLP's label maps), never when
+    # named .txt; one that builds an object (here a deque) is refused whatever its name.
+    labels = ["O", "B-X", "I-X"] if name.endswith(".txt") else collections.deque(["O", "B-X", "I-X"])
+    path.write_bytes(pickle.dumps(labels))
     spec = TaskSpec(name="tags", task_type="NER", label_map_or_file=str(path))
     with pytest.raises(DataFormatError, match="pickle") as err:
         task_type(spec).resolve_labels([])

@@ -8,9 +8,11 @@ the exception. ``run(name)`` returns the files, the code and the exact message; 
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import io
 import os
+import pickle
 import sys
 import tempfile
 import textwrap
@@ -95,10 +97,10 @@ SCENARIOS: dict[str, Scenario] = {
          "tasks.yml": _TASK + "  label_map_or_file: mini/intent_label.txt\n"},
         'build_experiment("tasks.yml", encoder="tiny-bert")', "DataFormatError"),
     "taskfile-pickle": Scenario(
-        {**SNIPS_MINI, "mini/intent_labels.joblib": b"\x80\x04\x95\x00",
+        {**SNIPS_MINI, "mini/intent_labels.joblib": pickle.dumps(collections.OrderedDict(PlayMusic=0, SetAlarm=1)),
          "tasks.yml": _TASK + "  label_map_or_file: mini/intent_labels.joblib\n"},
         'build_experiment("tasks.yml", encoder="tiny-bert")', "DataFormatError",
-        shown={"mini/intent_labels.joblib": "(a pickled label map written by joblib.dump)"}),
+        shown={"mini/intent_labels.joblib": "(a pickle of a collections.OrderedDict, not of a plain dict)"}),
     "training-option": Scenario(
         {}, 'TrainerConfig.from_dict({"learning_rate": 1e-4})', "ValueError"),
     "training-value": Scenario(
@@ -141,7 +143,7 @@ SCENARIOS: dict[str, Scenario] = {
         'read_label_file("labels.txt")', "DataFormatError"),
     "label-pickle": Scenario(
         {"labels.pkl": b"\x80\x04\x95\x00"}, 'read_label_file("labels.pkl")', "DataFormatError",
-        shown={"labels.pkl": "(a pickle file)"}),
+        shown={"labels.pkl": "(a pickle file, cut short)"}),
     "conll-columns": Scenario(
         {"conll2003/dev.txt": "EU NNP B-NP B-ORG\nrejects VBZ B-VP O\nGerman JJ B-NP\n"},
         'read_conll("conll2003/dev.txt")', "DataFormatError"),

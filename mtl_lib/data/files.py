@@ -9,17 +9,24 @@ offset), CRLF line ends tolerated, and any problem with the file reported as a
 from __future__ import annotations
 
 import os
+import stat
 from pathlib import Path
 
 from ..tasks.examples import source_checkout
 
-__all__ = ["DataFormatError", "data_root", "read_text_lines"]
+__all__ = ["MAX_DATA_BYTES", "MAX_LABEL_BYTES", "DataFormatError", "data_root", "read_text_lines"]
 
 #: The dataset folders the bundled tasks and examples read under the data root.
 DATASETS = "snips/, conll2003/, mrpc/, trec/, amazon_hier/"
 
-#: Extensions of pickle files. Unpickling can execute arbitrary code, so we refuse them.
+#: Extensions of pickle files. Unpickling can execute arbitrary code, so we refuse them
+#: (label maps excepted: :func:`~mtl_lib.data.readers.read_label_file` reads a plain
+#: ``{label: id}`` pickle with an unpickler that can build nothing else).
 PICKLE_SUFFIXES = (".pkl", ".pickle", ".joblib")
+#: Largest file a reader reads whole: a data split (several times the biggest shared data set).
+MAX_DATA_BYTES = 2_000_000_000
+#: Largest label file: a million labels of 16 characters.
+MAX_LABEL_BYTES = 16_000_000
 
 
 class DataFormatError(ValueError):
@@ -85,22 +92,38 @@ def data_root() -> Path:
     return root
 
 
-def read_bytes(path: str | os.PathLike) -> bytes:
-    """Read a whole file, turning every OS-level failure into a DataFormatError."""
+def read_bytes(path: str | os.PathLike, max_bytes: int = MAX_DATA_BYTES, pickles: bool = False) -> bytes:
+    """Read a whole regular file of at most ``max_bytes``; every failure is a DataFormatError.
+
+    A device or a pipe (``/dev/zero``, ``/dev/stdin``) is refused before reading: it can be
+    endless. ``pickles=True`` lets a pickle through (the caller unpickles it safely).
+    """
     path = Path(path)
-    if path.suffix.lower() in PICKLE_SUFFIXES:
+    if path.suffix.lower() in PICKLE_SUFFIXES and not pickles:
         raise DataFormatError(
             path, None, "pickle files are refused: loading a pickle can run arbitrary code; "
             "save the labels as a text file (one per line) or a JSON list instead"
         )
     try:
-        return path.read_bytes()
+        st = path.stat()  # before opening: opening a pipe waits for a writer
+        if stat.S_ISDIR(st.st_mode):
+            raise IsADirectoryError
+        if not stat.S_ISREG(st.st_mode):
+            raise DataFormatError(path, None, "not a regular file (a device, pipe or socket); "
+                                  "expected a data file")
+        if st.st_size > max_bytes:
+            raise DataFormatError(path, None, f"larger than {max_bytes:,} bytes, the most this reader reads")
+        with open(path, "rb") as fh:
+            data = fh.read()
     except FileNotFoundError:
         raise DataFormatError(path, None, "file not found") from None
     except IsADirectoryError:
         raise DataFormatError(path, None, "is a folder, expected a file") from None
     except OSError as err:
         raise DataFormatError(path, None, f"cannot read file: {err.strerror or err}") from None
+    if len(data) > max_bytes:  # it grew while we looked
+        raise DataFormatError(path, None, f"larger than {max_bytes:,} bytes, the most this reader reads")
+    return data
 
 
 def decode(path: Path, data: bytes, encoding: str = "utf-8") -> str:
@@ -128,7 +151,7 @@ def decode(path: Path, data: bytes, encoding: str = "utf-8") -> str:
         raise ValueError(f"unknown text encoding {encoding!r}") from None
 
 
-def read_text_lines(path: str | os.PathLike, encoding: str = "utf-8") -> list[str]:
+def read_text_lines(path: str | os.PathLike, encoding: str = "utf-8", max_bytes: int = MAX_DATA_BYTES) -> list[str]:
     """Read a text file as a list of lines, without line ends.
 
     Lines are split on ``"\\n"`` only (so numbers match what an editor shows), a trailing
@@ -140,7 +163,7 @@ def read_text_lines(path: str | os.PathLike, encoding: str = "utf-8") -> list[st
         If the file is missing, unreadable, not valid text, or empty.
     """
     path = Path(path)
-    data = read_bytes(path)
+    data = read_bytes(path, max_bytes)
     if data.startswith(b"\x80") and data[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05"):
         raise DataFormatError(
             path, None, "this looks like a pickle file; pickles are refused because loading "

@@ -12,7 +12,8 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from .files import DataFormatError, read_text_lines
+from .files import MAX_LABEL_BYTES, PICKLE_SUFFIXES, DataFormatError, read_text_lines
+from .mtnlp import load_plain_pickle
 
 __all__ = ["read_jointbert", "read_label_file", "read_conll", "read_trec"]
 
@@ -29,8 +30,11 @@ def read_label_file(path: str | os.PathLike, drop_placeholders: bool = False) ->
     Parameters
     ----------
     path : str or Path
-        Text file (one label per line) or JSON file. ``.pkl``/``.pickle``/``.joblib`` files
-        are refused, because unpickling can run arbitrary code.
+        Text file (one label per line) or JSON file, of at most ``MAX_LABEL_BYTES``; a
+        byte-order mark at its start is not part of the first label. A pickle
+        (``.pkl``/``.pickle``/``.joblib``, as multi-task-NLP writes them) is read only if it
+        holds a plain dict or list (:func:`~mtl_lib.data.mtnlp.load_plain_pickle`): anything
+        else is refused, because unpickling objects can run arbitrary code.
     drop_placeholders : bool
         Drop the JointBERT placeholder entries ``"PAD"`` and ``"UNK"`` (SNIPS'
         ``intent_label.txt`` and ``slot_label.txt`` start with them).
@@ -41,7 +45,11 @@ def read_label_file(path: str | os.PathLike, drop_placeholders: bool = False) ->
         Labels in file order (JSON objects: ordered by their id), so index = class id.
     """
     path = Path(path)
-    lines = read_text_lines(path)
+    if path.suffix.lower() in PICKLE_SUFFIXES:
+        labels = _labels_from_value(path, load_plain_pickle(path))
+        return [label for label in labels if label not in PLACEHOLDER_LABELS] if drop_placeholders else labels
+    # utf-8-sig: a byte-order mark (Notepad writes one) would otherwise become part of the first label
+    lines = read_text_lines(path, encoding="utf-8-sig", max_bytes=MAX_LABEL_BYTES)
     if path.suffix.lower() == ".json" or lines[0].lstrip()[:1] in ("[", "{"):
         labels = _labels_from_json(path, "\n".join(lines))
     else:
@@ -69,20 +77,27 @@ def _labels_from_json(path: Path, text: str) -> list[str]:
                               f"(column {err.colno})") from None
     except RecursionError:
         raise DataFormatError(path, None, "malformed JSON: nested too deeply") from None
+    return _labels_from_value(path, data)
+
+
+def _labels_from_value(path: Path, data) -> list[str]:
+    """A label list from a parsed list of names or ``{name: id}`` map (JSON or a plain pickle)."""
     if isinstance(data, dict):
+        if not all(isinstance(k, str) for k in data):
+            raise DataFormatError(path, None, "the labels of a label map must be strings")
         # A {label: id} map: ids must be exactly 0..n-1 so that they can index logits.
         if not all(isinstance(v, int) and not isinstance(v, bool) for v in data.values()):
-            raise DataFormatError(path, None, "a JSON label map must map labels to integer ids")
-        if sorted(data.values()) != list(range(len(data))):
-            raise DataFormatError(path, None, "the ids of a JSON label map must be 0..n-1, "
+            raise DataFormatError(path, None, "a label map must map labels to integer ids")
+        if sorted(data.values()) != list(range(len(data))):  # (ids are ints: checked above)
+            raise DataFormatError(path, None, "the ids of a label map must be 0..n-1, "
                                   "each used once")
         data = sorted(data, key=data.__getitem__)
     if not isinstance(data, list):
-        raise DataFormatError(path, None, "expected a JSON list of labels or a {label: id} "
+        raise DataFormatError(path, None, "expected a list of labels or a {label: id} "
                               f"object, found {type(data).__name__}")
     for i, label in enumerate(data):
         if not isinstance(label, str) or not label.strip():
-            raise DataFormatError(path, None, f"item {i} of the JSON list is {label!r}, "
+            raise DataFormatError(path, None, f"item {i} of the label list is {str(label)[:40]!r}, "
                                   "expected a non-empty string")
     if len(set(data)) != len(data):
         dup = next(label for label in data if data.count(label) > 1)
@@ -186,16 +201,23 @@ def read_conll(path: str | os.PathLike, tag_column: int = -1) -> list[dict]:
     list of dict
         ``{"words": [str], "tags": [str]}`` per sentence.
     """
+    return [s for _, s in conll_sentences(path, tag_column)]
+
+
+def conll_sentences(path: str | os.PathLike, tag_column: int = -1) -> list[tuple[int, dict]]:
+    """:func:`read_conll`'s sentences with the line number of each one's first token."""
     path = Path(path)
     sentences, words, tags = [], [], []
-    n_columns = first_line = None
+    n_columns = first_line = start = None
     for lineno, line in enumerate(read_text_lines(path), start=1):
         fields = line.split()
         if not fields or fields[0] == "-DOCSTART-":
             if words:
-                sentences.append({"words": words, "tags": tags})
+                sentences.append((start, {"words": words, "tags": tags}))
                 words, tags = [], []
             continue
+        if not words:
+            start = lineno
         if n_columns is None:
             n_columns, first_line = len(fields), lineno
             if n_columns < 2:
@@ -210,7 +232,7 @@ def read_conll(path: str | os.PathLike, tag_column: int = -1) -> list[dict]:
         words.append(fields[0])
         tags.append(fields[tag_column])
     if words:
-        sentences.append({"words": words, "tags": tags})
+        sentences.append((start, {"words": words, "tags": tags}))
     if not sentences:
         raise DataFormatError(path, None, "no sentences found (only blank or -DOCSTART- lines)")
     return sentences

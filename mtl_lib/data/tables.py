@@ -1,16 +1,23 @@
-"""Readers for tables with named columns: CSV, TSV, JSONL, and hierarchical CSV."""
+"""Readers for tables with named columns: CSV, TSV, JSONL, and hierarchical CSV.
+
+Also what a table *cell* may hold beyond plain text: a list written in the cell
+(:func:`list_cell`: ``["O", "B-city"]`` as JSON, or ``['O', 'B-city']`` as multi-task-NLP's
+Python lists), and text spread over several columns (:func:`join_text`).
+"""
 
 from __future__ import annotations
 
+import ast
 import csv
 import json
 import os
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 from .files import DataFormatError, decode, read_bytes
 
-__all__ = ["read_table", "read_hierarchical_table"]
+__all__ = ["join_text", "list_cell", "read_table", "read_hierarchical_table"]
 
 _QUOTING = {"minimal": csv.QUOTE_MINIMAL, "none": csv.QUOTE_NONE}
 _DELIMITERS = {".csv": ",", ".tsv": "\t", ".tab": "\t"}
@@ -45,12 +52,18 @@ def _csv_rows(path, lines, delimiter, quoting) -> Iterator[tuple[int, list[str]]
             yield start, fields
 
 
-def _iter_table(path: Path, delimiter, quoting, encoding) -> Iterator[tuple[int, dict]]:
-    """Yield (line number, row dict) for a CSV/TSV file with a header, or a JSONL file."""
+def _iter_table(path: Path, delimiter, quoting, encoding, fmt: str | None = None) -> Iterator[tuple[int, dict]]:
+    """Yield (line number, row dict) for a CSV/TSV file with a header, or a JSONL file.
+
+    ``fmt`` (``"csv"``, ``"tsv"``, ``"jsonl"``) says how to parse whatever the extension; None
+    decides by the extension.
+    """
     if quoting not in _QUOTING:
         raise ValueError(f"quoting must be one of {sorted(_QUOTING)}, got {quoting!r}")
     lines = _lines(path, encoding)
-    if delimiter is None and path.suffix.lower() in _JSONL:
+    if fmt in ("csv", "tsv"):
+        delimiter = delimiter or {"csv": ",", "tsv": "\t"}[fmt]
+    if fmt == "jsonl" or (fmt is None and delimiter is None and path.suffix.lower() in _JSONL):
         for lineno, line in enumerate(lines, start=1):
             if not line.strip():
                 continue
@@ -94,9 +107,11 @@ def _iter_table(path: Path, delimiter, quoting, encoding) -> Iterator[tuple[int,
         yield lineno, dict(zip(header, fields, strict=True))
 
 
-def _read_rows(path, columns, delimiter, quoting, encoding) -> list[tuple[int, dict]]:
+def read_rows(path, columns=None, delimiter=None, quoting="minimal", encoding="utf-8",
+              fmt: str | None = None) -> list[tuple[int, dict]]:
+    """(line number, row) of every row of a table that has all ``columns`` (as :func:`read_table`)."""
     path = Path(path)
-    rows = list(_iter_table(path, delimiter, quoting, encoding))
+    rows = list(_iter_table(path, delimiter, quoting, encoding, fmt))
     if not rows:
         raise DataFormatError(path, None, "no data rows (the file holds only a header or "
                               "blank lines)")
@@ -115,6 +130,7 @@ def read_table(
     delimiter: str | None = None,
     quoting: str = "minimal",
     encoding: str = "utf-8",
+    format: str | None = None,  # noqa: A002 - the task-file key of the same name
 ) -> list[dict]:
     """Read a CSV/TSV file with a header row, or a JSONL file (one JSON object per line).
 
@@ -132,13 +148,15 @@ def read_table(
         whose sentences contain unbalanced quotes.
     encoding : str
         ``"utf-8"`` (strict) or ``"utf-8-sig"`` to drop a byte-order mark (MRPC has one).
+    format : {"csv", "tsv", "jsonl"}, optional
+        How to parse the file whatever its extension (``format="jsonl"`` on a ``.json`` file).
 
     Returns
     -------
     list of dict
         One dict per row, ``{column: value}``; CSV values are strings, JSONL values as parsed.
     """
-    return [row for _, row in _read_rows(path, columns, delimiter, quoting, encoding)]
+    return [row for _, row in read_rows(path, columns, delimiter, quoting, encoding, format)]
 
 
 def read_hierarchical_table(
@@ -155,7 +173,7 @@ def read_hierarchical_table(
     level_columns : sequence of str
         From the top level to the leaves. An empty value is an error: a path must be complete.
     **table
-        ``delimiter``, ``quoting``, ``encoding``: as for :func:`read_table`.
+        ``delimiter``, ``quoting``, ``encoding``, ``format``: as for :func:`read_table`.
 
     Returns
     -------
@@ -165,16 +183,21 @@ def read_hierarchical_table(
     if not text_columns or not level_columns:
         raise ValueError("text_columns and level_columns must each name at least one column")
     path = Path(path)
-    options = {"delimiter": None, "quoting": "minimal", "encoding": "utf-8"}
+    options = {"delimiter": None, "quoting": "minimal", "encoding": "utf-8", "format": None}
     if set(table) - set(options):
         raise TypeError(f"unknown table option(s) {sorted(set(table) - set(options))}; known: {sorted(options)}")
     options |= table
-    rows = _read_rows(path, [*text_columns, *level_columns], options["delimiter"], options["quoting"],
-                      options["encoding"])
+    fmt = options.pop("format", None)
+    rows = read_rows(path, [*text_columns, *level_columns], options["delimiter"], options["quoting"],
+                     options["encoding"], fmt)
     examples = []
     for lineno, row in rows:
+        try:
+            text = join_text(row, text_columns)
+        except ValueError as err:
+            raise DataFormatError(path, lineno, str(err)) from None
         values = {}
-        for col in [*text_columns, *level_columns]:
+        for col in level_columns:
             value = row[col]
             if isinstance(value, int) and not isinstance(value, bool):
                 value = str(value)  # JSONL may store numeric class ids
@@ -182,12 +205,53 @@ def read_hierarchical_table(
                 raise DataFormatError(path, lineno, f"column {col!r} should hold text, "
                                       f"found {type(value).__name__}")
             values[col] = value.strip()
-        text = ". ".join(values[c] for c in text_columns if values[c])
-        if not text:
-            raise DataFormatError(path, lineno, f"empty text (columns {', '.join(text_columns)})")
         for col in level_columns:
             if not values[col]:
                 raise DataFormatError(path, lineno, f"empty value in level column {col!r}; "
                                       "every row needs a complete path")
         examples.append({"text": text, "path": tuple(values[c] for c in level_columns)})
     return examples
+
+
+def join_text(row: dict, columns: Sequence[str]) -> str:
+    """The text of ``row`` from one or more ``columns``, joined with ``". "`` (empty ones left out).
+
+    Raises
+    ------
+    ValueError
+        A column holds something other than text (``null``, a number), or all are empty.
+    """
+    pieces = []
+    for col in columns:
+        value = row[col]
+        if not isinstance(value, str):
+            what = "null" if value is None else type(value).__name__
+            raise ValueError(f"column {col!r} should hold text, found {what}")
+        if value.strip():
+            pieces.append(value.strip())
+    if not pieces:
+        raise ValueError(f"empty text (column{'s' if len(columns) > 1 else ''} {', '.join(columns)})")
+    return ". ".join(pieces)
+
+
+def list_cell(text: str) -> list[Any]:
+    """The list written in a table cell: JSON (``["O", "B-x"]``) or a Python literal (``['O']``).
+
+    ``ast.literal_eval`` reads literals only: it never calls or imports anything.
+
+    Raises
+    ------
+    ValueError
+        The cell starts like a list but is neither (it must never be read character by character).
+    """
+    text = text.strip()
+    try:
+        value = json.loads(text)
+    except (ValueError, RecursionError):
+        try:
+            value = ast.literal_eval(text)
+        except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+            value = None
+    if not isinstance(value, list):
+        raise ValueError(f"{text[:40]!r} starts like a list but is not a JSON or Python list")
+    return value

@@ -19,8 +19,11 @@ valid, it is the answer (nothing changes). This is the decoding half of a CRF, w
 transition scores instead of learned ones.
 
 The only rule enforced is the one that makes spans ambiguous: ``I-x`` may only follow ``B-x``
-or ``I-x``, and may not start a sentence. Tags that do not start with ``I-`` are never
-constrained, so tag sets without BIO prefixes decode exactly as argmax.
+or ``I-x``, and may not start a sentence. It applies only when the tag set has ``B-x``: in an
+*IO* tag set (``O``, ``I-PER``, ``I-LOC``: every span is written with ``I-`` tags) ``I-x`` is
+how a span begins, so constraining it would make it unreachable. Tags that do not start with
+``I-``, and ``I-x`` tags without a ``B-x``, are never constrained, so tag sets without BIO
+prefixes, and IO tag sets, decode exactly as argmax.
 """
 
 from __future__ import annotations
@@ -46,17 +49,19 @@ def bio_constraints(labels: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
     Returns
     -------
     allowed : torch.BoolTensor, shape (C, C)
-        ``allowed[i, j]``: tag ``j`` may directly follow tag ``i``.
+        ``allowed[i, j]``: tag ``j`` may directly follow tag ``i``. Only ``I-x`` tags whose
+        ``B-x`` is in ``labels`` are constrained.
     start : torch.BoolTensor, shape (C,)
         ``start[j]``: a sentence may begin with tag ``j``.
     """
     n = len(labels)
     allowed = torch.ones(n, n, dtype=torch.bool)
     start = torch.ones(n, dtype=torch.bool)
+    present = set(labels)
     for j, tag in enumerate(labels):
-        if not tag.startswith("I-"):
-            continue
         kind = tag[2:]
+        if not tag.startswith("I-") or f"B-{kind}" not in present:  # IO tags: I-x begins a span
+            continue
         start[j] = False
         allowed[:, j] = torch.tensor([lab in (f"B-{kind}", f"I-{kind}") for lab in labels])
     return allowed, start

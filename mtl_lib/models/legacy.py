@@ -1,7 +1,7 @@
 """Reading checkpoints written by earlier versions of mtl_lib, as today's format.
 
-- **Version 1** (``config.json`` with ``"version": 1``): hierarchical tasks stored their labels
-  as ``"top > leaf"`` strings; today they are paths (lists of level names).
+- **Version 1** (``config.json`` with ``"version": 1``) is read as it is; each task type
+  upgrades its own settings (:func:`mtl_lib.task_types.upgrade_v1`).
 - **The first DB_Linear layout**: the seed's schema as separate files — ``config.json`` holding
   ``{"config", "hierarchy"}``, ``encoder/mtl_encoder.json``, ``encoder_state_dict``,
   ``classifier_state_dict`` and ``optimizer_state_dict`` (safetensors + JSON). It becomes a
@@ -30,13 +30,6 @@ def read_legacy(where: Path, config: Any) -> tuple[dict[str, Any], dict[str, tor
     """An old checkpoint's config and weights in today's form; None if it is current."""
     if isinstance(config, dict) and {"config", "hierarchy"} <= set(config) and "format" not in config:
         return _db_linear_v1(where, config)
-    if isinstance(config, dict) and config.get("version") == 1:
-        tasks = [dict(t) for t in config.get("tasks") or []]
-        for t in tasks:
-            if isinstance(t, dict) and t.get("task_type") == "hierarchical":
-                t["labels"] = [label.split(" > ") for label in t.get("labels") or []]
-        state, _ = read_tensors(where / "model.safetensors")
-        return {**config, "version": 2, "tasks": tasks}, state
     return None
 
 

@@ -28,13 +28,14 @@ import torch
 from safetensors.torch import save_file
 from torch import nn
 
-from ..task_types import task_type
+from ..task_types import task_type, upgrade_v1
 from ..tasks.spec import TaskFileError, TaskSpec
 from .encoders import Encoder, EncoderNotAvailable
 from .legacy import read_legacy
 from .safe_files import (
     CheckpointError,
     atomic_directory,
+    check_encoder_config,
     load_state_strict,
     read_json,
     read_tensors,
@@ -159,13 +160,18 @@ class MultiTaskModel(nn.Module):
                 raise CheckpointError(f"{where / 'config.json'}: not an mtl_lib checkpoint config")
             state, _ = read_tensors(where / "model.safetensors")
         try:
-            specs = [TaskSpec(**t) for t in config["tasks"]]
+            tasks = config["tasks"]
+            if config.get("version") == 1:
+                tasks = [upgrade_v1(t) if isinstance(t, dict) else t for t in tasks]
+            specs = [TaskSpec(**t) for t in tasks]
             enc_cfg = config["encoder"]
         except (KeyError, TypeError, TaskFileError) as err:
             raise CheckpointError(f"{where / 'config.json'}: invalid model configuration ({err})") from None
         if not (where / "encoder" / "config.json").is_file():  # else transformers reads the path as a hub id
             raise CheckpointError(f"{where / 'encoder'}: missing (the encoder's config and tokenizer files); "
                                   "the checkpoint is incomplete")
+        n_encoder = sum(v.numel() for k, v in state.items() if k.startswith("encoder."))
+        check_encoder_config(where / "encoder" / "config.json", n_encoder)  # before allocating from it
         try:
             encoder = Encoder.from_config_dir(where / "encoder", **enc_cfg)
         except (OSError, ValueError, KeyError, TypeError, EncoderNotAvailable) as err:

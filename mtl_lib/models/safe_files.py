@@ -19,10 +19,11 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file
 
-__all__ = ["CheckpointError", "atomic_directory", "load_state_strict", "read_json", "read_tensors",
-           "resolve_checkpoint", "state_to_tensors"]
+__all__ = ["MAX_JSON_DEPTH", "CheckpointError", "atomic_directory", "check_encoder_config", "load_state_strict",
+           "loads_json", "read_json", "read_tensors", "resolve_checkpoint", "state_to_tensors"]
 
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".joblib", ".ckpt")
+MAX_JSON_DEPTH = 32  # our files nest 5 levels at most; a tampered one may nest 100,000
 
 
 class CheckpointError(RuntimeError):
@@ -124,14 +125,45 @@ def state_to_tensors(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return {k: v.detach().cpu().clone().contiguous() for k, v in state.items()}
 
 
-def read_json(path: Path) -> Any:
-    """A JSON file's content; a missing or broken file is a CheckpointError."""
+def loads_json(text: str, where: str | Path) -> Any:
+    """Parse JSON nested at most ``MAX_JSON_DEPTH`` deep; anything else is a CheckpointError.
+
+    Deep nesting (``[[[[...]]]]``) would make the parser, or any code that walks the result
+    recursively later, fail with a RecursionError instead of an error naming the file.
+    """
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        value = json.loads(text)
+        deep = not _depth_ok(value)
+    except json.JSONDecodeError as err:
+        raise CheckpointError(f"{where}: not valid JSON ({err})") from None
+    except RecursionError:
+        deep = True
+    if deep:
+        raise CheckpointError(f"{where}: JSON nested more than {MAX_JSON_DEPTH} levels deep; "
+                              "not a file mtl_lib wrote")
+    return value
+
+
+def _depth_ok(value: Any) -> bool:
+    stack = [(value, 1)]
+    while stack:
+        v, depth = stack.pop()
+        if isinstance(v, (dict, list)):
+            if depth > MAX_JSON_DEPTH:
+                return False
+            stack.extend((x, depth + 1) for x in (v.values() if isinstance(v, dict) else v))
+    return True
+
+
+def read_json(path: Path) -> Any:
+    """A JSON file's content; a missing, broken or too deeply nested file is a CheckpointError."""
+    try:
+        text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise CheckpointError(f"{path}: missing") from None
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+    except UnicodeDecodeError as err:
         raise CheckpointError(f"{path}: not valid JSON ({err})") from None
+    return loads_json(text, path)
 
 
 def pickles_instead(missing: Path, match: str = "") -> str:
@@ -142,6 +174,62 @@ def pickles_instead(missing: Path, match: str = "") -> str:
         return ""
     return (f"; refusing to load {', '.join(found)} instead: pickled files can run code when loaded, "
             "mtl_lib checkpoints are safetensors + JSON")
+
+
+# Dimension keys of the Hugging Face configs of encoders (BERT-likes, DistilBERT, XLNet), with a
+# bound well above every real encoder's value (XLM-R's vocabulary is 250k, ALBERT-xxlarge's
+# feed-forward 16k, the deepest encoders 48 layers).
+_DIM_LIMITS = {
+    "vocab_size": 2_000_000, "type_vocab_size": 1_024, "max_position_embeddings": 65_536,
+    "hidden_size": 16_384, "d_model": 16_384, "dim": 16_384, "embedding_size": 16_384,
+    "intermediate_size": 65_536, "hidden_dim": 65_536, "d_inner": 65_536,
+    "num_hidden_layers": 128, "n_layers": 128, "n_layer": 128,
+    "num_attention_heads": 256, "n_heads": 256, "n_head": 256,
+    "num_hidden_groups": 128, "inner_group_num": 128,
+}
+_MAY_BE_ZERO = {"type_vocab_size"}  # DeBERTa-v2 has no segment embeddings at all
+
+
+def check_encoder_config(path: Path, n_weights: int | None = None) -> dict[str, Any]:
+    """Check an encoder's ``config.json`` before anything is allocated from it.
+
+    Building a model from a tampered config (``vocab_size`` 1e11, 150 layers) would allocate
+    all of it before the weights are found not to fit. So each dimension must be an integer
+    within ``_DIM_LIMITS``, and, when ``n_weights`` (the number of encoder weights the
+    checkpoint holds) is given, the embedding table ``vocab x width`` plus the attention
+    projections ``layers x 4 x hidden^2`` (a lower bound of any encoder's size) must stay
+    under twice that. This guards the allocation only; smaller mismatches cost little to build
+    and are then reported tensor by tensor, with their shapes.
+
+    Returns
+    -------
+    dict
+        The config, as read.
+    """
+    config = read_json(path)
+    if not isinstance(config, dict):
+        raise CheckpointError(f"{path}: expected a JSON object (the encoder's configuration)")
+    dims = {}
+    for key, limit in _DIM_LIMITS.items():
+        if key not in config or config[key] is None:
+            continue
+        value, low = config[key], 0 if key in _MAY_BE_ZERO else 1
+        if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= limit:
+            raise CheckpointError(f"{path}: {key} must be an integer in [{low}, {limit:,}], got {str(value)[:40]}; "
+                                  "the encoder configuration was edited or is not an encoder's")
+        dims[key] = value
+    if n_weights:
+        hidden = dims.get("hidden_size") or dims.get("d_model") or dims.get("dim") or 0
+        width = dims.get("embedding_size") or hidden
+        layers = dims.get("num_hidden_layers") or dims.get("n_layers") or dims.get("n_layer") or 0
+        if "num_hidden_groups" in dims:  # ALBERT: the layers of a group share their weights
+            layers = dims["num_hidden_groups"] * dims.get("inner_group_num", 1)
+        need = dims.get("vocab_size", 0) * width + layers * 4 * hidden * hidden
+        if need > 2 * n_weights:
+            raise CheckpointError(f"{path}: the configuration needs at least {need:,} weights (vocab_size, "
+                                  f"layers, hidden size), model.safetensors holds {n_weights:,} for the encoder; "
+                                  "the encoder configuration was edited or belongs to another model")
+    return config
 
 
 def read_tensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:

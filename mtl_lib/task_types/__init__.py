@@ -23,13 +23,14 @@ from torch import nn
 
 from ..evaluation.metrics import sentence_accuracy
 from ..tasks.spec import TaskFileError, TaskSpec
+from ..tasks.validation import short
 from .base import TaskType
 from .classification import ClassificationType, PairClassificationType
 from .hierarchical import HierarchicalType
 from .multilabel import MultiLabelType
 from .tagging import TaggingType
 
-__all__ = ["TASK_TYPES", "TaskType", "group_metrics", "make_head", "task_type"]
+__all__ = ["TASK_TYPES", "TaskType", "group_metrics", "make_head", "task_type", "upgrade_v1"]
 
 TASK_TYPES: dict[str, type[TaskType]] = {
     cls.name: cls for cls in (ClassificationType, PairClassificationType, TaggingType, MultiLabelType,
@@ -49,10 +50,16 @@ def task_type(spec: TaskSpec) -> TaskType:
     cls = _BY_NAME.get(str(spec.task_type).lower())
     if cls is None:
         aliases = sorted(a for c in TASK_TYPES.values() for a in c.aliases)
-        raise TaskFileError(f"task {spec.name!r}: task_type {spec.task_type!r} is not one of "
+        raise TaskFileError(f"task {spec.name!r}: task_type {short(spec.task_type)} is not one of "
                             f"{', '.join(TASK_TYPES)} (or the aliases {', '.join(aliases)})")
     cls.complete(spec)
     return cls(spec)
+
+
+def upgrade_v1(task: dict) -> dict:
+    """A task's settings as the first checkpoint format wrote them, in today's terms."""
+    cls = _BY_NAME.get(str(task.get("task_type")).lower())
+    return cls.upgrade_v1(dict(task)) if cls is not None else task
 
 
 def make_head(task_type: str, hidden_size: int, num_labels: int, dropout: float = 0.1) -> nn.Module:

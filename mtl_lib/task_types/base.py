@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any, ClassVar
 
 import torch
@@ -29,13 +30,35 @@ from torch import Tensor, nn
 
 from ..data.files import DataFormatError
 from ..data.readers import PLACEHOLDER_LABELS, read_label_file
-from ..data.sources import resolve_path
+from ..data.sources import detect_format, path_candidates, resolve_path
 from ..evaluation.metrics import METRICS
 from ..models.heads import ClassificationHead, LinearHead
 from ..models.losses import LOSSES, class_weights
 from ..tasks.spec import TaskFileError, TaskSpec
+from ..tasks.validation import short
 
-__all__ = ["TaskType"]
+__all__ = ["TaskType", "label_name"]
+
+
+def label_name(value: Any) -> str:
+    """A label as written in the data, as a class name.
+
+    The rule that keeps ``1`` and ``1.0`` from being two classes: a label is a string or an
+    integer (``1`` and ``"1"`` are one class); a number with a fraction part, true/false and
+    containers are errors, as is an empty string (write ``null`` for "no label for this task").
+    """
+    if isinstance(value, str):
+        if not value.strip():
+            raise ValueError("empty label (write null, or leave the field out of a JSONL line, for an "
+                             "example without a label for this task)")
+        return value.strip()
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    if isinstance(value, float):
+        raise ValueError(f"label {value!r} is a number with a decimal point; class labels are names or "
+                         "integers (write 1, not 1.0), so that 1 and 1.0 cannot be two classes")
+    raise ValueError(f"expected one label (a string or an integer), found {type(value).__name__} "
+                     f"{short(value, 40)}")
 
 
 class TaskType:
@@ -56,6 +79,7 @@ class TaskType:
     reads_pairs: ClassVar[bool] = False  # the input is a sentence pair
     weighted: ClassVar[bool] = True  # class_weighting applies to its loss
     _example_loss: nn.Module | None = None  # the unweighted loss of example_loss, built once
+    mtnlp_layout: ClassVar[str | None] = "single"  # its line in multi-task-NLP's TSV files (data.mtnlp)
 
     def __init__(self, spec: TaskSpec) -> None:
         self.spec = spec
@@ -66,13 +90,21 @@ class TaskType:
     def complete(cls, spec: TaskSpec) -> None:
         """Fill in this type's defaults and check the names a task file may give."""
         where = f"task {spec.name!r}"
+        if hasattr(nn.ModuleDict(), spec.name):  # `keys`, `items`, `update`, `to`, `training`...
+            raise TaskFileError(f"{where}: the name is taken by torch's nn.ModuleDict, which holds the "
+                                "heads (a method or attribute of it); choose another task name")
         spec.task_type = cls.name
+        if spec.format == "auto":
+            spec.format = detect_format(spec)
+        if spec.format == "mtnlp" and cls.mtnlp_layout is None:
+            raise TaskFileError(f"{where}: multi-task-NLP's files (format mtnlp) hold classification, "
+                                f"sentence-pair and NER tasks, not {cls.name}")
         spec.metrics = list(spec.metrics) or list(cls.default_metrics)
         spec.label_field = spec.label_field or cls.default_label_field(spec.format)
         cls.complete_loss(spec)
         for m in spec.metrics:
             if m not in METRICS:
-                raise TaskFileError(f"{where}: metric {m!r} is not one of {', '.join(METRICS)}")
+                raise TaskFileError(f"{where}: metric {short(m)} is not one of {', '.join(METRICS)}")
         if spec.class_weighting != "uniform" and not cls.weighted:
             raise TaskFileError(f"{where}: class_weighting applies to classification-like tasks, "
                                 f"not to {cls.name}")
@@ -82,10 +114,15 @@ class TaskType:
         """Default and check the task's ``loss_type`` (and the keys that change the loss)."""
         spec.loss_type = spec.loss_type or cls.default_loss
         if spec.loss_type not in LOSSES:
-            raise TaskFileError(f"task {spec.name!r}: loss_type {spec.loss_type!r} is not one of "
+            raise TaskFileError(f"task {spec.name!r}: loss_type {short(spec.loss_type)} is not one of "
                                 f"{', '.join(LOSSES)}")
         if spec.use_crf:
             raise TaskFileError(f"task {spec.name!r}: use_crf applies to tagging tasks, not to {cls.name}")
+
+    @classmethod
+    def upgrade_v1(cls, task: dict) -> dict:
+        """Settings saved by the first checkpoint format, in today's terms (unchanged here)."""
+        return task
 
     @staticmethod
     def default_label_field(fmt: str) -> str:
@@ -95,7 +132,7 @@ class TaskType:
     def gold(self, record: dict) -> Any | None:
         """The record's label as written, or None when the record has none for this task."""
         value = record.get(self.spec.label_field)
-        return None if value is None else str(value)
+        return None if value is None else label_name(value)
 
     def names(self, gold: Any) -> list:
         """The label names a gold value holds (one here; a list for tags and multilabel)."""
@@ -107,8 +144,7 @@ class TaskType:
         if spec.labels:
             labels = list(spec.labels)
         elif spec.label_map_or_file:
-            labels = [x for x in read_label_file(resolve_path(spec.label_map_or_file))
-                      if x not in PLACEHOLDER_LABELS]
+            labels = [x for x in read_label_file(self.label_file()) if x not in PLACEHOLDER_LABELS]
         else:
             labels = self.labels_from_data(train_records)
         if spec.class_num is not None and spec.class_num != len(labels):
@@ -117,6 +153,15 @@ class TaskType:
         if not labels:
             raise TaskFileError(f"task {spec.name!r}: no labels found")
         return labels
+
+    def label_file(self) -> Path:
+        """Where ``label_map_or_file`` is (relative paths as for data: task file's folder, data root)."""
+        spec = self.spec
+        found = resolve_path(spec.label_map_or_file, spec.task_dir)
+        if not found.exists():
+            looked = " or ".join(map(str, path_candidates(spec.label_map_or_file, spec.task_dir)))
+            raise DataFormatError(found, None, f"label file of task {spec.name!r} not found (looked for {looked})")
+        return found
 
     def labels_from_data(self, records: Sequence[dict]) -> list:
         return sorted({n for r in records if (g := self.gold(r)) is not None for n in self.names(g)})
@@ -199,8 +244,16 @@ class TaskType:
         return str(value)
 
 
-def unknown_label_error(spec: TaskSpec, source: str, index: int, label: Any) -> DataFormatError:
+def unknown_label_error(tt: TaskType, source: str | Path, index: int, label: Any,
+                        line: int | None = None) -> DataFormatError:
     """The train split holds a label outside the inventory: say which, where, and from what."""
-    origin = spec.label_map_or_file or "the train data"
-    return DataFormatError(source, None, f"example {index + 1}: unknown label {label!r} for task "
-                           f"{spec.name!r} (the {len(spec.labels)} labels come from {origin})")
+    spec = tt.spec
+    # labels found in train are never unknown there: they come from a label file or a labels: list
+    origin = str(resolve_path(spec.label_map_or_file, spec.task_dir)) if spec.label_map_or_file else \
+        "the task's labels: list"
+    where = "" if line is not None else f"example {index + 1}: "
+    hint = ""
+    if isinstance(label, str) and label.isdigit() and not any(str(x).isdigit() for x in spec.labels):
+        hint = "; an integer label is a class name here, not an index into the label list"
+    return DataFormatError(source, line, f"{where}unknown label {short(label, 60)} for task {spec.name!r} "
+                           f"(the {len(spec.labels)} labels come from {origin}){hint}")

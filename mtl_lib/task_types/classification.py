@@ -27,3 +27,4 @@ class PairClassificationType(TaskType):
     aliases = ("SentencePairClassification",)
     head = PairClassificationHead
     reads_pairs = True
+    mtnlp_layout = "pair"

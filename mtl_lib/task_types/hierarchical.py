@@ -34,6 +34,7 @@ class HierarchicalType(TaskType):
     default_loss = "WeightedNLLLoss"
     default_metrics = ("classification_accuracy",)
     head = HierarchicalHead
+    mtnlp_layout = None
 
     def __init__(self, spec: TaskSpec) -> None:
         super().__init__(spec)
@@ -41,6 +42,11 @@ class HierarchicalType(TaskType):
         if self.hierarchy is not None and self.hierarchy.leaves != list(spec.labels):
             raise TaskFileError(f"task {spec.name!r}: hierarchical labels must be the hierarchy's "
                                 "leaf paths in its (sorted) order")
+
+    @classmethod
+    def upgrade_v1(cls, task: dict) -> dict:
+        # the first format joined each leaf path into one "top > leaf" string
+        return {**task, "labels": [label.split(" > ") for label in task.get("labels") or []]}
 
     @staticmethod
     def default_label_field(fmt: str) -> str:

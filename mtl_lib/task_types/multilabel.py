@@ -1,8 +1,9 @@
 """Multi-label classification: any subset of C labels per example, one yes/no score each.
 
-Gold is a list of label names (a JSON list, or a comma-separated string in a table cell).
-An empty list is a valid example with no label at all; a missing value means the example is
-not labelled for this task. Targets are 0/1 rows ``(C,)``; the loss is binary cross-entropy
+Gold is a list of label names (a JSON list, or in a table cell a list written as JSON or a
+comma-separated string). An empty list (an empty cell) is a valid example with none of the
+labels: an all-negative example, trained and scored. An example not labelled for this task
+must say so explicitly, with ``null`` in JSONL. Targets are 0/1 rows ``(C,)``; the loss is binary cross-entropy
 per label, and a label is predicted when its logit is above 0 (probability above 1/2).
 """
 
@@ -14,10 +15,11 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from ..data.tables import list_cell
 from ..evaluation.error_analysis import label_set_errors
 from ..evaluation.metrics import METRICS
 from ..models.heads import MultiLabelHead
-from .base import TaskType
+from .base import TaskType, label_name
 
 __all__ = ["MultiLabelType"]
 
@@ -31,19 +33,22 @@ class MultiLabelType(TaskType):
     head = MultiLabelHead
     label_kind = "multi"
     weighted = False
+    mtnlp_layout = None
 
     def gold(self, record: dict) -> list[str] | None:
         value = record.get(self.spec.label_field)
         if value is None:
             return None
-        if isinstance(value, str):
+        if isinstance(value, str) and value.strip().startswith("["):
+            value = list_cell(value)  # a JSON list in a CSV cell, never split at its commas
+        elif isinstance(value, str):
             return [v.strip() for v in value.split(",") if v.strip()]
         if not isinstance(value, (list, tuple)):
-            raise ValueError(f"expected a list of labels, got {type(value).__name__} {value!r}")
+            raise ValueError(f"expected a list of labels, got {type(value).__name__} {str(value)[:40]!r}")
         kinds = {type(v).__name__ for v in value}
         if len(kinds) > 1:  # [1, "1"] would be two different classes
-            raise ValueError(f"the label list mixes {' and '.join(sorted(kinds))}: {value!r}")
-        return [str(v) for v in value]
+            raise ValueError(f"the label list mixes {' and '.join(sorted(kinds))}: {str(value)[:60]}")
+        return [label_name(v) for v in value]
 
     def names(self, gold: list[str]) -> list[str]:
         return list(gold)

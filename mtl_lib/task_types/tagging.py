@@ -1,5 +1,10 @@
 """Token tagging (NER, slot filling): one BIO tag per word.
 
+Tags are read from a list (a JSON list, Hugging Face's ``ner_tags``) or a table cell: tags
+separated by spaces, or a list written in the cell (JSON, or multi-task-NLP's Python lists).
+Integer tags are class *ids*, as Hugging Face token-classification data stores them: they index
+the task's label list (``labels`` or ``label_map_or_file``), which is then required.
+
 Word tags go to each word's first sub-token; every other token gets -100, which ``NERLoss``
 skips. Reading tags back takes the scores at those first sub-tokens and decodes them as the
 task says (``tag_decoding``: constrained BIO Viterbi by default, or per-word argmax). Words
@@ -16,13 +21,14 @@ import torch
 from torch import Tensor, nn
 
 from ..data.encoding import align_word_labels
+from ..data.tables import list_cell
 from ..evaluation.decoding import constraints, decode_tags
 from ..evaluation.error_analysis import span_errors, spans
 from ..evaluation.metrics import conll_chunks
 from ..models.heads import CRFTaggingHead, TaggingHead
 from ..models.losses import CRFLoss
 from ..tasks.spec import TaskFileError, TaskSpec
-from .base import TaskType
+from .base import TaskType, label_name
 
 __all__ = ["TaggingType"]
 
@@ -37,6 +43,7 @@ class TaggingType(TaskType):
     head = TaggingHead
     label_kind = "token"  # (B, T), -100 off word starts
     weighted = False
+    mtnlp_layout = "tagging"
     crf = None  # the head's CRF, when the task has use_crf
 
     @classmethod
@@ -66,12 +73,30 @@ class TaggingType(TaskType):
         value = record.get(self.spec.label_field)
         if value is None:
             return None
-        # a table cell holds the tags as one space-separated string; never read it per character
-        tags = value.split() if isinstance(value, str) else [str(t) for t in value]
-        if len(tags) != len(record["words"]):
-            raise ValueError(f"{len(tags)} tags for {len(record['words'])} words; "
+        # a table cell holds the tags as one string; never read it per character
+        if isinstance(value, str):
+            value = list_cell(value) if value.strip().startswith("[") else value.split()
+        if not isinstance(value, (list, tuple)):
+            raise ValueError(f"expected a list of tags, found {type(value).__name__} {str(value)[:40]!r}")
+        if len(value) != len(record["words"]):
+            raise ValueError(f"{len(value)} tags for {len(record['words'])} words; "
                              "expected one tag per word")
-        return tags
+        ids = [isinstance(t, int) and not isinstance(t, bool) for t in value]
+        if any(ids) and not all(ids):
+            raise ValueError(f"the tags mix class ids (integers) and names: {str(value)[:60]}")
+        if value and all(ids):
+            return self._names_of_ids(value)
+        return [label_name(t) for t in value]
+
+    def _names_of_ids(self, ids: Sequence[int]) -> list[str]:
+        labels = self.spec.labels
+        if not labels:
+            raise ValueError("the tags are class ids (integers); give the names they stand for, in id "
+                             "order, with labels: or label_map_or_file")
+        bad = [i for i in ids if not 0 <= i < len(labels)]
+        if bad:
+            raise ValueError(f"tag id {bad[0]} is not an index of the {len(labels)} labels")
+        return [labels[i] for i in ids]
 
     def names(self, gold: list[str]) -> list[str]:
         return list(gold)

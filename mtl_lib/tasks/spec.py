@@ -13,20 +13,42 @@ Taught in ``notebooks/05_multi_task_training.ipynb``.
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from .validation import check_fields
+from .validation import check_fields, short
 
-__all__ = ["FORMATS", "TaskFileError", "TaskSpec"]
+__all__ = ["FORMATS", "TaskFileError", "TaskSpec", "check_task_name"]
 
-FORMATS = ("jointbert", "conll", "csv", "tsv", "jsonl", "trec")
+FORMATS = ("jointbert", "conll", "csv", "tsv", "jsonl", "trec", "mtnlp", "auto")
 CLASS_WEIGHTINGS = ("uniform", "inverse_frequency")
 DECODINGS = ("bio", "argmax")
 
 
 class TaskFileError(ValueError):
     """A task file or task specification is invalid; the message names the task and key."""
+
+
+_NAME = re.compile(r"\w[\w-]*")
+
+
+def check_task_name(name: Any) -> str:
+    """A task name as mtl_lib can use it everywhere, or a TaskFileError saying why not.
+
+    A name keys the task's head and loss (``nn.ModuleDict``: no ``.``, not empty), its tensors
+    in ``model.safetensors`` (``heads.<name>.weight``), its metrics, and ``--data NAME=PATH``;
+    the metrics of an input group are reported under the members' names joined by ``+``
+    (``intent+slots``). So a name is letters, digits, ``_`` and ``-``, which no group key can
+    equal. (Names that ``nn.ModuleDict`` itself uses, such as ``keys``, are refused one layer
+    up, by :meth:`mtl_lib.task_types.TaskType.complete`.)
+    """
+    if not isinstance(name, str) or not _NAME.fullmatch(name):
+        why = "is empty" if name == "" else f"is {short(name)}"
+        raise TaskFileError(f"task name {why}: a task name is letters, digits, '_' and '-' (it keys the "
+                            "task's head, tensors and metrics; '+' joins the names of tasks that share "
+                            "inputs, '.' separates tensor names)")
+    return name
 
 
 @dataclass
@@ -41,9 +63,11 @@ class TaskSpec:
         A registered task type (:data:`mtl_lib.task_types.TASK_TYPES`) or one of
         multi-task-NLP's names for them (``SingleSenClassification``, ``NER``, ...).
     format, path : str
-        Data format (one of ``FORMATS``) and a folder or file, relative to the data root
-        unless absolute. ``splits`` maps split names to files inside ``path`` when the
-        default layout does not apply.
+        Data format (one of ``FORMATS``; ``"auto"``: from the data, see
+        :func:`mtl_lib.data.sources.detect_format`) and a folder or file. A relative path is
+        looked for in ``task_dir`` (else the working directory), then under the data root.
+        ``splits`` maps split names to files inside ``path`` when the default layout does not
+        apply.
     label_field : str
         Which field of a read record holds this task's label (``intent``, ``slots``, ``tags``,
         ``label`` or a column name); the task type picks a default.
@@ -67,11 +91,14 @@ class TaskSpec:
     use_crf : bool
         Tagging tasks: a CRF on top of the head (learned tag transitions), trained with the
         CRF likelihood (``loss_type`` CRFLoss) and decoded by Viterbi (JointBERT's ``use_crf``).
+    task_dir : str
+        The folder of the task file the task came from (set when it is read, saved with
+        checkpoints), so relative paths mean the same from any working directory.
     """
 
     name: str
     task_type: str
-    format: str = "jointbert"
+    format: str = "auto"
     path: str = ""
     splits: dict[str, str] = field(default_factory=dict)
     label_field: str = ""
@@ -95,8 +122,10 @@ class TaskSpec:
     file_names: list[str] = field(default_factory=list)
     tag_decoding: str = "bio"
     use_crf: bool = False
+    task_dir: str = ""
 
     def __post_init__(self) -> None:
+        check_task_name(self.name)
         where = f"task {self.name!r}"
         for key in _STR_FIELDS + _LIST_FIELDS:  # an empty YAML value (`path:`) means "not given"
             if getattr(self, key) is None:
@@ -112,7 +141,7 @@ class TaskSpec:
                                             and all(isinstance(y, str) for y in x)) for x in items)
             if not ok:
                 raise TaskFileError(f"{where}: {key} must be a list of names (strings), got "
-                                    f"{str(items)[:80]}")
+                                    f"{short(items)}")
             setattr(self, key, items)
 
     @property
@@ -122,7 +151,7 @@ class TaskSpec:
     @property
     def input_key(self) -> tuple:
         """Tasks with equal keys read the same inputs and share one encoder pass."""
-        return (self.format, self.path, tuple(sorted(self.splits.items())), self.text_column,
+        return (self.format, self.task_dir, self.path, tuple(sorted(self.splits.items())), self.text_column,
                 self.text_pair_column, self.dev_fraction, self.max_examples, tuple(self.file_names),
                 tuple(self.level_columns))
 
@@ -132,7 +161,7 @@ class TaskSpec:
 
 _STR_FIELDS = ("format", "path", "label_field", "text_column", "text_pair_column", "quoting", "encoding",
                "label_map_or_file", "loss_type", "model_type", "config_name", "tag_decoding",
-               "class_weighting")
+               "class_weighting", "task_dir")
 _LIST_FIELDS = ("level_columns", "labels", "metrics", "file_names")
 _RULES: dict[str, str | tuple] = {
     "format": FORMATS, "quoting": ("minimal", "none"), "tag_decoding": DECODINGS,

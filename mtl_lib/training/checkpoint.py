@@ -100,6 +100,10 @@ def restore_training(trainer, path: str | Path) -> None:
         raise CheckpointError(f"{state_file}: data positions for {len(st['positions'])} input groups, "
                               f"this trainer has {len(trainer.groups)}")
     _check_optimizer_state(trainer.optimizer, optimizer, opt_file)
+    try:
+        trainer.weighting.check_extra_state(st["weighting"])
+    except ValueError as err:
+        raise CheckpointError(f"{state_file}: {err}") from None
     load_state_strict(trainer.model, model_state, str(where / "model.safetensors"))
     history = (read_json(where / "history.json") if (where / "history.json").exists() else None) or []
     try:

@@ -12,6 +12,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from ..models.safe_files import CheckpointError, read_json
+
 __all__ = ["History"]
 
 
@@ -67,7 +69,11 @@ class History:
 
     @classmethod
     def from_json(cls, path: str | Path) -> History:
-        return cls(json.loads(Path(path).read_text()))
+        """Read :meth:`to_json` output; anything but a list of objects is a CheckpointError."""
+        records = read_json(Path(path))
+        if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):
+            raise CheckpointError(f"{path}: expected a JSON list of history records")
+        return cls(records)
 
     def __repr__(self) -> str:
         return f"History({len(self.train_rows())} train rows, {len(self.eval_rows())} eval rows, tasks={self.tasks})"

@@ -39,8 +39,14 @@ class LossWeighting(nn.Module):
     def extra_state(self) -> dict:
         return {}
 
+    def check_extra_state(self, state: dict) -> None:
+        """Raise ValueError unless ``state`` is an :meth:`extra_state` of this strategy and tasks
+        (a checkpoint is checked before anything is restored from it)."""
+        if state:
+            raise ValueError(f"{self.name} weighting keeps no state, got {str(state)[:60]}")
+
     def load_extra_state(self, state: dict) -> None:
-        pass
+        self.check_extra_state(state)
 
 
 class StaticWeighting(LossWeighting):
@@ -128,10 +134,43 @@ class DWAWeighting(LossWeighting):
         return {"sum": self._sum, "count": self._count, "steps": self._steps,
                 "means": self._means, "w": self._w}
 
+    def check_extra_state(self, state: dict) -> None:
+        if not state:
+            return
+        if not isinstance(state, dict) or set(state) != {"sum", "count", "steps", "means", "w"}:
+            raise ValueError("DWA state must hold exactly sum, count, steps, means and w")
+        _per_task(state["sum"], self.tasks, "sum", _is_number)
+        _per_task(state["count"], self.tasks, "count", lambda v: _is_int(v) and v >= 0)
+        _per_task(state["w"], self.tasks, "w", lambda v: _is_number(v) and v >= 0)
+        if not _is_int(state["steps"]) or state["steps"] < 0:
+            raise ValueError(f"DWA steps must be an integer >= 0, got {str(state['steps'])[:40]}")
+        if not isinstance(state["means"], list) or len(state["means"]) > 2:
+            raise ValueError("DWA means must be a list of at most two windows")
+        for means in state["means"]:
+            _per_task(means, self.tasks, "means", lambda v: v is None or _is_number(v))
+
     def load_extra_state(self, state: dict) -> None:
+        self.check_extra_state(state)
         if state:
-            self._sum, self._count = state["sum"], state["count"]
-            self._steps, self._means, self._w = state["steps"], state["means"], state["w"]
+            self._sum, self._count = dict(state["sum"]), dict(state["count"])
+            self._steps, self._means, self._w = state["steps"], [dict(m) for m in state["means"]], dict(state["w"])
+
+
+def _is_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _per_task(values, tasks: list[str], what: str, ok) -> None:
+    """``values`` must map exactly ``tasks`` to values that pass ``ok``."""
+    if not isinstance(values, dict) or set(values) != set(tasks):
+        raise ValueError(f"DWA {what} must have one entry per task ({', '.join(tasks)}), got {str(values)[:60]}")
+    bad = [t for t in tasks if not ok(values[t])]
+    if bad:
+        raise ValueError(f"DWA {what} of task {bad[0]!r} is {str(values[bad[0]])[:40]}")
 
 
 WEIGHTINGS: dict[str, type[LossWeighting]] = {
