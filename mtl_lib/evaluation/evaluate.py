@@ -13,6 +13,7 @@ from typing import Any
 import torch
 
 from ..data.batching import Collator
+from ..models.devices import resolve_device
 from ..task_types import group_metrics
 
 __all__ = ["collect_predictions", "evaluate", "score_predictions"]
@@ -35,7 +36,8 @@ def collect_predictions(model, group, split: str = "dev", batch_size: int = 64,
         a leaf path). Examples without a gold label for a task are left out of its lists;
         ``"index"`` gives the positions of the examples kept.
     """
-    device = torch.device(device) if device is not None else _device(model)
+    device = resolve_device(device) if device is not None else _device(model)
+    model.to(device)
     feats, records = group.splits.get(split) or [], group.records.get(split) or []
     types = {t.name: model.types[t.name] for t in group.tasks}
     golds = {name: [tt.gold(r) for r in records] for name, tt in types.items()}
@@ -86,7 +88,8 @@ def evaluate(model, groups, split: str = "dev", batch_size: int = 64,
              device: str | torch.device | None = None) -> dict[str, dict[str, float]]:
     """``{task: {metric: value}}`` (values in [0, 1]) over all groups that have ``split``.
 
-    Runs on the model's own device unless ``device`` says otherwise.
+    Runs on the model's own device unless ``device`` says otherwise (``"auto"``, ``"cpu"``,
+    ``"cuda"``, ...: the model is moved there).
     """
     scores: dict[str, dict[str, float]] = {}
     for g in groups:
