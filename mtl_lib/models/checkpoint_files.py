@@ -21,7 +21,8 @@ RUN_MARKER = "run.json"  # in a run directory: {"run_id": ...}, the run its file
 CHECKPOINT_FILES = frozenset({
     "config.json", "encoder", "model.safetensors", "optimizer.safetensors", "trainer_state.json",
     "history.json", "encoder_state_dict.safetensors", "classifier_state_dict.safetensors",
-    "optimizer_state_dict.safetensors", "optimizer_state_dict.json"})
+    "optimizer_state_dict.safetensors", "optimizer_state_dict.json",
+    ".DS_Store", "Thumbs.db", "desktop.ini"})  # what file browsers leave in a folder they show
 # encoder/ holds the encoder's architecture config and tokenizer files: JSON files (whose names
 # vary with the tokenizer) and these vocabularies
 ENCODER_FILES = frozenset({"vocab.txt", "merges.txt", "spiece.model", "sentencepiece.bpe.model", "spm.model",
