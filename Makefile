@@ -18,8 +18,9 @@ $(STAMP): pyproject.toml setup.py
 
 install: $(STAMP)
 
+# --overwrite: a second `make demo` replaces runs/demo (only the files mtl-lib wrote there)
 demo: install
-	$(VENV)/bin/mtl-lib demo
+	$(VENV)/bin/mtl-lib demo --overwrite
 
 # Debian's chromium for the JupyterLab browser test (root on CI; skipped quietly if apt is unavailable).
 browser-deps:

@@ -116,7 +116,7 @@ def child(name: str, quick: bool, demo_steps: int, bert_steps: int) -> dict:
         trainer = Trainer(model, [C.train_group(groups[0], feats)], cfg)
         trainer.fit()
         info |= {"params": big.num_parameters(), "steps": trainer.step, "batch_size": bs,
-                 "seq_len": BERT_BASE_SEQ, "bf16": trainer.device.type == "cuda"}
+                 "seq_len": BERT_BASE_SEQ, "autocast": str(trainer.autocast_dtype)}
     info["seconds"] = time.perf_counter() - t0
     info |= peak_rss_mb()
     if device.type == "cuda":

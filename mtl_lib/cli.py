@@ -29,10 +29,14 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
-def _check_out_dir(out: Path) -> None:
-    """Fail before any work if OUT cannot be a run directory (not after training)."""
-    if out.exists() and not out.is_dir():
-        raise UserError(f"--out {out}: exists and is not a directory")
+def _main_process() -> bool:
+    """False on the other processes of a torchrun launch: only rank 0 writes the run directory."""
+    return os.environ.get("RANK", "0") == "0"
+
+
+def _add_device(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--device", default=None, metavar="DEVICE",
+                   help="auto (cuda, then mps, then cpu; the default), cpu, cuda, cuda:N or mps")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -47,6 +51,8 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--epochs", type=float, default=1.0, help="training epochs (default: 1)")
     d.add_argument("--max-steps", type=int, default=None, help="stop after this many steps")
     d.add_argument("--max-examples", type=int, default=None, help="use a subset of SNIPS (quick runs)")
+    d.add_argument("--overwrite", action="store_true", help="replace the run already in OUT (its files only)")
+    _add_device(d)
 
     t = sub.add_parser("train", help="train on the tasks of a YAML task file")
     t.add_argument("taskfile", help="YAML task file")
@@ -54,7 +60,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--encoder", default=None, help="override the task file's encoder")
     t.add_argument("--resume", action="store_true", help="continue from OUT/last")
     t.add_argument("--overwrite", action="store_true",
-                   help="replace the checkpoints of an existing run in OUT")
+                   help="replace the run already in OUT (only files mtl-lib wrote are removed)")
+    _add_device(t)
     t.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a training option, e.g. --set epochs=1 --set sampler=uniform")
 
@@ -69,6 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="how tagging tasks read tags (default: the checkpoint's setting, normally bio)")
     e.add_argument("--errors", type=int, default=0, metavar="N",
                    help="also print each task's N worst errors (highest loss) and its errors by kind")
+    _add_device(e)
 
     r = sub.add_parser("predict", help="predict every task for lines of text (JSONL out)")
     r.add_argument("checkpoint", help="checkpoint or run directory")
@@ -76,6 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="one text per line, or JSONL lines {\"text\": ..., \"text_pair\": ...} for "
                         "sentence-pair tasks (default: stdin)")
     r.add_argument("--output", "-o", default="-", help="JSONL output file (default: stdout)")
+    _add_device(r)
 
     c = sub.add_parser("compare", help="compare training runs: each task metric, best and last, "
                        "with the difference to the first run")
@@ -116,11 +125,14 @@ def _print_metrics(metrics: dict[str, dict[str, float]]) -> None:
             print(f"{task:<22} {m:<28} {100 * v:>7.2f}%")
 
 
-def _train(model, groups, config, out: Path, resume: bool = False):
+def _train(model, groups, config, out: Path, lock, resume: bool = False):
+    """Train, then write the run's history and plots; ``lock`` holds OUT for this process."""
     from .training.trainer import Trainer
     from .ui.plots import plot_losses, plot_metrics, save_figure
 
     trainer = Trainer(model, groups, config)
+    if trainer.dist.is_main:
+        lock.acquire()  # OUT may not have existed when the command started
     t0 = time.time()
     history = trainer.fit(resume_from=out / "last" if resume else None)
     minutes = (time.time() - t0) / 60
@@ -134,20 +146,28 @@ def _train(model, groups, config, out: Path, resume: bool = False):
 
 
 def cmd_demo(args) -> int:
-    from .experiment import build_experiment, snips_tasks
-    from .training.config import TrainerConfig
+    from .training.run_dir import check_run_directory, run_directory
 
     out = Path(args.out)
-    _check_out_dir(out)
-    print(f"mtl-lib demo: SNIPS intent + slots on one shared encoder ({args.encoder or 'minilm'})")
-    model, groups = build_experiment(snips_tasks(args.max_examples), args.encoder)
-    n_train = len(groups[0].splits["train"])
-    print(f"{n_train} training utterances, {len(groups[0].splits['dev'])} dev; "
-          f"encoder {model.encoder.name}: {model.encoder.num_parameters() / 1e6:.1f}M parameters")
-    config = TrainerConfig(epochs=args.epochs, max_steps=args.max_steps, encoder_lr=2e-4,
-                           classifier_lr=1e-3, batch_size=32, output_dir=str(out),
-                           eval_every=max(1, n_train // 32 // 4))  # ~4 dev points per epoch: a curve
-    trainer, history, minutes = _train(model, groups, config, out)
+    # writable, and not in use: checked (and locked) first, before the heavy imports and the data
+    with run_directory(out, main=_main_process()) as lock:
+        from .experiment import build_experiment, snips_tasks
+        from .models.devices import resolve_device
+        from .training.config import TrainerConfig
+
+        resolve_device(args.device or "auto")  # is that device here?
+        print(f"mtl-lib demo: SNIPS intent + slots on one shared encoder ({args.encoder or 'minilm'})")
+        model, groups = build_experiment(snips_tasks(args.max_examples), args.encoder)
+        n_train = len(groups[0].splits["train"])
+        print(f"{n_train} training utterances, {len(groups[0].splits['dev'])} dev; "
+              f"encoder {model.encoder.name}: {model.encoder.num_parameters() / 1e6:.1f}M parameters")
+        config = TrainerConfig(epochs=args.epochs, max_steps=args.max_steps, encoder_lr=2e-4,
+                               classifier_lr=1e-3, batch_size=32, output_dir=str(out),
+                               device=args.device or "auto",
+                               eval_every=max(1, n_train // 32 // 4))  # ~4 dev points per epoch: a curve
+        if _main_process():
+            check_run_directory(out, overwrite=args.overwrite, can_resume=False)
+        trainer, history, minutes = _train(model, groups, config, out, lock)
     if not trainer.dist.is_main:
         return 0
     metrics = history.last_metrics()
@@ -159,28 +179,38 @@ def cmd_demo(args) -> int:
 
 
 def cmd_train(args) -> int:
-    from .experiment import build_experiment, load_task_file
-    from .training.config import TrainerConfig
+    from .training.run_dir import check_run_directory, run_directory
 
-    tf = load_task_file(args.taskfile)
-    options = dict(tf.training)
-    for item in args.set:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise UserError(f"--set expects KEY=VALUE, got {item!r}")
-        options[key.strip()] = _parse_value(value)
+    if args.resume and args.overwrite:
+        raise UserError("--resume and --overwrite contradict each other: continue the run in OUT, or replace it")
     out = Path(args.out)
-    _check_out_dir(out)
-    options["output_dir"] = str(out)
-    try:
-        config = TrainerConfig.from_dict(options)
-    except (ValueError, TypeError) as err:
-        raise UserError(f"{args.taskfile}: {err}") from None
-    model, groups = build_experiment(tf, args.encoder, max_length=config.max_length)
-    if not (args.resume or args.overwrite) and any((out / d).exists() for d in ("best", "last")):
-        raise UserError(f"{out} already holds a run; pass --resume to continue it or --overwrite "
-                        "to replace it")
-    trainer, history, minutes = _train(model, groups, config, out, resume=args.resume)
+    # writable, and not in use: checked (and locked) first, before the heavy imports and the data
+    with run_directory(out, main=_main_process()) as lock:
+        from .experiment import build_experiment, load_task_file
+        from .models.devices import resolve_device
+        from .training.config import TrainerConfig
+        from .training.loggers import check_loggers
+
+        tf = load_task_file(args.taskfile)
+        options = dict(tf.training)
+        for item in args.set:
+            key, sep, value = item.partition("=")
+            if not sep:
+                raise UserError(f"--set expects KEY=VALUE, got {item!r}")
+            options[key.strip()] = _parse_value(value)
+        options["output_dir"] = str(out)
+        if args.device:
+            options["device"] = args.device
+        try:
+            config = TrainerConfig.from_dict(options)
+        except (ValueError, TypeError) as err:
+            raise UserError(f"{args.taskfile}: {err}") from None
+        resolve_device(config.device)  # before the data: is that device here, are the loggers installed?
+        check_loggers(config.report_to)
+        model, groups = build_experiment(tf, args.encoder, max_length=config.max_length)
+        if _main_process():  # may this run write here? (after the inputs: their errors come first)
+            check_run_directory(out, resume=args.resume, overwrite=args.overwrite)
+        trainer, history, minutes = _train(model, groups, config, out, lock, resume=args.resume)
     if not trainer.dist.is_main:
         return 0
     print(f"trained {trainer.step} steps in {minutes:.1f} min; last dev metrics:")
@@ -192,10 +222,12 @@ def cmd_evaluate(args) -> int:
     from .data.sources import read_from
     from .evaluation.evaluate import evaluate
     from .experiment import build_groups
+    from .models.devices import resolve_device
     from .models.multitask import load_model
 
     if args.errors < 0:
         raise UserError(f"--errors {args.errors}: expected a number of examples >= 0")
+    device = resolve_device(args.device or "auto")
     model = load_model(args.checkpoint)
     tasks = list(model.tasks.values())
     if args.tag_decoding:
@@ -209,7 +241,7 @@ def cmd_evaluate(args) -> int:
     groups = build_groups(tasks, model.encoder.tokenizer, max_length, splits=(args.split,))
     if not any(g.splits.get(args.split) for g in groups):
         raise UserError(f"no {args.split!r} split found for the checkpoint's tasks")
-    metrics = evaluate(model, groups, args.split)
+    metrics = evaluate(model.to(device), groups, args.split)
     records = _error_records(model, groups, args) if args.errors else None
     if args.json:
         print(json.dumps(metrics if records is None else {"metrics": metrics, "errors": records}, indent=2))
@@ -285,7 +317,7 @@ def _predict_inputs(text: str, name: str) -> tuple[list[str], list[str | None]]:
 def cmd_predict(args) -> int:
     from .evaluation.predict import Predictor
 
-    predictor = Predictor.from_checkpoint(args.checkpoint)
+    predictor = Predictor.from_checkpoint(args.checkpoint, device=args.device or "auto")
     name = "standard input" if args.input == "-" else args.input
     try:
         if args.input == "-":  # bytes, so that a bad encoding is our error, not a traceback

@@ -201,8 +201,9 @@ class DB_Linear(nn.Module):
     def load(self, path: str | os.PathLike) -> DB_Linear:
         """Load a checkpoint's weights into this (same-shaped) model; the next fit continues it."""
         other = MultiTaskModel.from_pretrained(path)
-        if other.tasks[TASK].labels != self.task.labels:
-            raise ValueError(f"{path}: the checkpoint's hierarchy differs from this model's")
+        differences = self.model.schema_differences(other.config(other.training_config), self.config["max_length"])
+        if differences:
+            raise ValueError(f"{path}: the checkpoint's hierarchy differs from this model's: {'; '.join(differences)}")
         self.model.load_state_dict(other.state_dict())
         where = resolve_checkpoint(path)
         self._resume, self.trainer = (where if (where / "optimizer.safetensors").exists() else None), None

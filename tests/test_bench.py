@@ -73,6 +73,11 @@ def test_gpu_script_says_it_ran_on_cpu(tmp_path, capsys, keep_threads):
     _, saved, line = _run("gpu", tmp_path, capsys)
     assert saved["ratio"] is None and saved["settings"]["mfu"] is None
     assert "CPU" in line and "not meaningful" in line
+    # the Trainer chose the device and precision itself; the GPU branches say they did not run
+    settings = saved["settings"]
+    assert settings["device_auto"] == "cpu" and settings["precision_auto"] == "fp32"
+    assert settings["bf16_native"] == settings["fp16_gradscaler"] == "n/a (no CUDA device)"
+    assert set(saved["sides"]) == {"train"}
 
 
 @pytest.mark.slow

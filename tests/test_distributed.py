@@ -96,8 +96,8 @@ def test_ranks_stay_in_sync_and_only_rank_0_writes(runs):
     assert all(torch.equal(r0[k], r1[k]) for k in r0)
     assert sorted((runs / "ddp_diag" / "writes-rank0.txt").read_text().split()) == ["best", "last"]
     assert not (runs / "ddp_diag" / "writes-rank1.txt").exists()
-    # nothing but the two checkpoints (no temporary or second-rank leftovers)
-    assert sorted(p.name for p in (runs / "ddp_out").iterdir()) == ["best", "last"]
+    # nothing but the two checkpoints and the run marker (no temporary, lock or second-rank leftovers)
+    assert sorted(p.name for p in (runs / "ddp_out").iterdir()) == ["best", "last", "run.json"]
     state = json.loads((runs / "ddp_out" / "last" / "trainer_state.json").read_text())
     assert state["step"] == 6
 

@@ -57,7 +57,7 @@ def test_a_run_is_trained_once_then_loaded(runs_file, capsys):
     model, history = cached_run(run)
     assert "training it now" in capsys.readouterr().out
     assert {p.name for p in run.directory.iterdir()} == {"run.json", "model", "history.json", "checkpoints"}
-    assert {p.name for p in (run.directory / "checkpoints").iterdir()} == {"best", "last"}
+    assert {p.name for p in (run.directory / "checkpoints").iterdir()} == {"best", "last", "run.json"}
     assert max(r["step"] for r in history.train_rows()) == 4
 
     calls = []

@@ -327,7 +327,8 @@ def test_nan_on_one_ddp_rank_stops_every_rank_and_the_checkpoint_resumes_in_one_
     assert not worker_tracebacks and "Connection closed" not in proc.stderr, proc.stderr[-3000:]
     ck = resolve_checkpoint(out / "last")
     assert checkpoint_step(ck) == bad_step - 1
-    assert sorted(p.name for p in out.iterdir()) == ["last"]  # no leftovers from either rank
+    # no leftovers from either rank (run.json marks the run: see training/run_dir.py)
+    assert sorted(p.name for p in out.iterdir()) == ["last", "run.json"]
     model = load_model(ck)
     assert all(torch.isfinite(p).all() for p in model.parameters())
     groups = build_groups(list(model.tasks.values()), model.encoder.tokenizer)

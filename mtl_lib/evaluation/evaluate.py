@@ -14,6 +14,7 @@ from typing import Any
 import torch
 
 from ..data.batching import Collator
+from ..models.devices import resolve_device
 from ..task_types import group_metrics
 
 __all__ = ["collect_predictions", "evaluate", "example_logits", "score_predictions"]
@@ -33,7 +34,8 @@ def example_logits(model, group, split: str = "dev", batch_size: int = 64,
     task are skipped for it. Batches are formed from examples of similar length (less
     padding), so the order is not the split's; ``index`` is the position in the split.
     """
-    device = torch.device(device) if device is not None else _device(model)
+    device = resolve_device(device) if device is not None else _device(model)
+    model.to(device)
     feats, records = group.splits.get(split) or [], group.records.get(split) or []
     types = {t.name: model.types[t.name] for t in group.tasks}
     labelled = {name: [tt.gold(r) is not None for r in records] for name, tt in types.items()}
@@ -102,7 +104,8 @@ def evaluate(model, groups, split: str = "dev", batch_size: int = 64,
              device: str | torch.device | None = None) -> dict[str, dict[str, float]]:
     """``{task: {metric: value}}`` (values in [0, 1]) over all groups that have ``split``.
 
-    Runs on the model's own device unless ``device`` says otherwise.
+    Runs on the model's own device unless ``device`` says otherwise (``"auto"``, ``"cpu"``,
+    ``"cuda"``, ...: the model is moved there).
     """
     scores: dict[str, dict[str, float]] = {}
     for g in groups:

@@ -30,6 +30,7 @@ import torch
 
 from ..data.batching import Collator
 from ..data.encoding import encode_records
+from ..models.devices import resolve_device
 from ..models.multitask import MultiTaskModel
 
 __all__ = ["Predictor", "split_words"]
@@ -94,9 +95,15 @@ class Predictor:
         Longer inputs are truncated (with a warning); words past the cut get tag ``"O"``.
         Default: the ``max_length`` the model was trained with (128 if unknown).
     batch_size : int
+    device : str or torch.device, optional
+        Where to run: ``"auto"`` (CUDA, then MPS, then CPU), ``"cpu"``, ``"cuda:1"``, ...; the
+        model is moved there. Default: wherever the model is.
     """
 
-    def __init__(self, model, max_length: int | None = None, batch_size: int = 32) -> None:
+    def __init__(self, model, max_length: int | None = None, batch_size: int = 32,
+                 device: str | torch.device | None = None) -> None:
+        if device is not None:
+            model = model.to(resolve_device(device))
         self.model = model.eval()
         trained = getattr(model, "training_config", {}) or {}
         self.max_length = max_length or int(trained.get("max_length") or 128)

@@ -33,6 +33,7 @@ from ..tasks.spec import TaskFileError, TaskSpec
 from .encoders import Encoder, EncoderNotAvailable
 from .legacy import read_legacy
 from .safe_files import (
+    FORMAT,
     CheckpointError,
     atomic_directory,
     check_encoder_config,
@@ -45,7 +46,6 @@ from .safe_files import (
 
 __all__ = ["FORMAT", "MultiTaskModel", "load_model", "save_model"]
 
-FORMAT = "mtl_lib.checkpoint"
 VERSION = 2  # 2: hierarchical labels are paths (lists); 1 wrote them as "top > leaf" strings
 
 
@@ -130,6 +130,35 @@ class MultiTaskModel(nn.Module):
                 "tasks": [t.to_dict() for t in self.tasks.values()], "training": training or {},
                 "run": run or {}}
 
+    def schema_differences(self, config: dict[str, Any], max_length: int | None = None) -> list[str]:
+        """How this model's tasks differ from those of a checkpoint's ``config.json``.
+
+        Compares task names, task types, label lists (in order: a label's index is its class id,
+        so a reordered label file changes what the weights mean) and, when given, the
+        ``max_length`` of the checkpoint's training options. An empty list means they match.
+        """
+        saved = {t.get("name"): t for t in config.get("tasks") or [] if isinstance(t, dict)}
+        out = [f"task {n!r} is in the checkpoint, not in this model" for n in saved if n not in self.tasks]
+        out += [f"task {n!r} is not in the checkpoint" for n in self.tasks if n not in saved]
+        for name in (n for n in self.tasks if n in saved):
+            old_type, new_type = _type_name(name, saved[name].get("task_type")), self.types[name].name
+            if old_type != new_type:
+                out.append(f"task {name!r}: type {old_type!r} in the checkpoint, {new_type!r} now")
+                continue
+            old, new = [_label(x) for x in saved[name].get("labels") or []], self.tasks[name].labels
+            if len(old) != len(new):
+                gone, added = [x for x in old if x not in new], [x for x in new if x not in old]
+                what = ", ".join(([f"new {added[0]!r}"] if added else []) + ([f"gone {gone[0]!r}"] if gone else []))
+                out.append(f"task {name!r}: {len(old)} labels in the checkpoint, {len(new)} now"
+                           + (f" ({what})" if what else ""))
+            elif old != new:
+                i = next(i for i, (a, b) in enumerate(zip(old, new)) if a != b)
+                out.append(f"task {name!r}: label {i} is {old[i]!r} in the checkpoint, {new[i]!r} now")
+        saved_length = (config.get("training") or {}).get("max_length")
+        if max_length is not None and saved_length is not None and saved_length != max_length:
+            out.append(f"max_length is {saved_length} in the checkpoint, {max_length} now")
+        return out
+
     def write_files(self, directory: Path, training: dict[str, Any] | None = None,
                     run: dict[str, Any] | None = None) -> None:
         """Write config, encoder files and weights into an existing (temporary) directory."""
@@ -184,6 +213,18 @@ class MultiTaskModel(nn.Module):
         model.training_config = config.get("training") or {}
         model.run_info = config.get("run") or {}
         return model.eval()
+
+
+def _type_name(task: str, name: Any) -> str:
+    """The registered name of a task type given by name or alias (``NER`` -> ``tagging``)."""
+    try:
+        return task_type(TaskSpec(name=task, task_type=name)).name
+    except (TaskFileError, TypeError):
+        return str(name)
+
+
+def _label(x: Any) -> Any:
+    return tuple(x) if isinstance(x, list) else x  # JSON gives hierarchical paths back as lists
 
 
 def save_model(model: MultiTaskModel, path: str | Path, training: dict | None = None) -> Path:

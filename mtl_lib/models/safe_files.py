@@ -19,21 +19,42 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file
 
-__all__ = ["MAX_JSON_DEPTH", "CheckpointError", "atomic_directory", "check_encoder_config", "load_state_strict",
-           "loads_json", "read_json", "read_tensors", "resolve_checkpoint", "state_to_tensors"]
+from .checkpoint_files import (
+    FORMAT,
+    RUN_MARKER,
+    CheckpointError,
+    check_one_run,
+    foreign_entries,
+    listing,
+    newest_old,
+    run_id_of,
+)
+
+__all__ = ["FORMAT", "MAX_JSON_DEPTH", "RUN_MARKER", "CheckpointError", "atomic_directory", "check_encoder_config",
+           "check_one_run", "foreign_entries", "load_state_strict", "loads_json", "read_json", "read_tensors",
+           "resolve_checkpoint", "run_id_of", "state_to_tensors"]
 
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".joblib", ".ckpt")
 MAX_JSON_DEPTH = 32  # our files nest 5 levels at most; a tampered one may nest 100,000
 
 
-class CheckpointError(RuntimeError):
-    """A checkpoint directory is missing, incomplete, tampered with or unsafe."""
-
-
 @contextmanager
 def atomic_directory(path: str | Path):
-    """Yield a temporary directory that replaces ``path`` only once the block completes."""
+    """Yield a temporary directory that replaces ``path`` only once the block completes.
+
+    An existing ``path`` is replaced only if it holds nothing but checkpoint files of ours (see
+    :func:`foreign_entries`); a folder holding anything else is refused, so a user's files are
+    never deleted.
+    """
     path = Path(path)
+    if path.exists() or path.is_symlink():
+        if not path.is_dir() or path.is_symlink():
+            raise CheckpointError(f"{path}: exists and is not a directory; refusing to replace it")
+        foreign = foreign_entries(path)
+        if foreign:
+            raise CheckpointError(f"{path}: refusing to replace this folder: it holds {listing(foreign)}, "
+                                  "which are not files of an mtl_lib checkpoint; save into a new or empty "
+                                  "folder, or move them away")
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.parent / f".{path.name}.tmp-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
@@ -90,24 +111,20 @@ def _process_exists(pid: int) -> bool:
     return True
 
 
-def _newest_old(parent: Path, name: str) -> Path | None:
-    """The newest complete ``.name.old-*`` copy: a crash between the two renames of
-    ``atomic_directory`` leaves only that one."""
-    olds = [p for p in parent.glob(f".{name}.old-*") if (p / "config.json").is_file()]
-    return max(olds, key=lambda p: (p / "config.json").stat().st_mtime_ns) if olds else None
-
-
 def resolve_checkpoint(path: str | Path) -> Path:
-    """The checkpoint directory for ``path``: itself, or a run directory's ``best``/``last``."""
+    """The checkpoint directory for ``path``: itself, or a run directory's ``best``/``last``
+    (which must belong to one run, :func:`check_one_run`)."""
     path = Path(path)
     if (path / "config.json").is_file():
         return path
+    if path.is_dir():
+        check_one_run(path)
     for sub in ("best", "last"):
         if (path / sub / "config.json").is_file():
             return path / sub
-        if path.is_dir() and (old := _newest_old(path, sub)) is not None:
+        if path.is_dir() and (old := newest_old(path, sub)) is not None:
             return old
-    if path.name and (old := _newest_old(path.parent, path.name)) is not None:
+    if path.name and (old := newest_old(path.parent, path.name)) is not None:
         return old
     if not path.exists():
         raise CheckpointError(f"{path}: checkpoint directory not found")

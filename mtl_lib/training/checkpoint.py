@@ -5,12 +5,14 @@ Layout (``last/`` of a run)::
     config.json, encoder/, model.safetensors   the model, as MultiTaskModel.save_pretrained writes it
     optimizer.safetensors   AdamW's tensors ``state.<param>.<key>``, learned loss-weighting tensors
                             ``extra.weighting.<name>``; the param groups as JSON in its metadata
-    trainer_state.json      step, data positions, random state, scheduler, weighting and callbacks
+    trainer_state.json      step, data positions, random state, scheduler, fp16 loss scaler,
+                            weighting and callbacks (the run id among them)
     history.json            the training History
 
 Everything is safetensors or JSON (no pickle) and written atomically. Resuming checks the
-whole checkpoint against the trainer *before* changing anything, so a broken or mismatched
-checkpoint leaves the trainer as it was. Taught in ``notebooks/08_save_load_predict.ipynb``.
+whole checkpoint against the trainer *before* changing anything — its tasks, label lists and
+``max_length`` included — so a broken or mismatched checkpoint leaves the trainer as it was.
+Taught in ``notebooks/08_save_load_predict.ipynb``.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from typing import Any
 import torch
 from safetensors.torch import save_file
 
+from ..models.legacy import read_legacy
 from ..models.multitask import FORMAT
 from ..models.safe_files import (
     CheckpointError,
@@ -65,7 +68,8 @@ def save_training(trainer, path: str | Path, run: dict[str, Any] | None = None) 
     tensors |= {f"extra.weighting.{k}": v.detach().cpu().clone() for k, v in state["weighting"]["tensors"].items()}
     trainer_state = {"step": state["step"], "positions": state["positions"],
                      "torch_rng": state["torch_rng"].tolist(), "scheduler": state["scheduler"],
-                     "weighting": state["weighting"]["extra"], "callbacks": state["callbacks"]}
+                     "weighting": state["weighting"]["extra"], "callbacks": state["callbacks"],
+                     "scaler": state["scaler"]}
     with atomic_directory(path) as tmp:
         trainer.model.write_files(tmp, training=trainer.config.to_dict(), run=run)
         save_file(tensors, str(tmp / "optimizer.safetensors"), metadata={"param_groups": groups})
@@ -80,6 +84,14 @@ def restore_training(trainer, path: str | Path) -> None:
     config = read_json(where / "config.json")
     if not isinstance(config, dict) or config.get("format") != FORMAT:
         raise CheckpointError(f"{where / 'config.json'}: not an mtl_lib checkpoint config")
+    config = (read_legacy(where, config) or (config,))[0]  # version 1: hierarchical labels as paths
+    # the weights mean what the checkpoint's labels say: a reordered or renamed label file
+    # would silently relabel every prediction
+    differences = trainer.model.schema_differences(config, trainer.config.max_length)
+    if differences:
+        raise CheckpointError(f"{where}: cannot resume, the tasks differ from the checkpoint's: "
+                              f"{'; '.join(differences)} (resume with the checkpoint's tasks, labels and "
+                              "max_length, or start a new run)")
     opt_file, state_file = where / "optimizer.safetensors", where / "trainer_state.json"
     if not opt_file.exists() or not state_file.exists():
         why = pickles_instead(opt_file, "optim")
@@ -127,7 +139,8 @@ def _trainer_state(st: Any, where: Path) -> dict[str, Any]:
                                                     "bad_evals": int(st.get("bad_evals", 0))})
         out = {"step": int(st["step"]), "positions": [[int(e), int(b)] for e, b in st["positions"]],
                "weighting": dict(st.get("weighting") or {}), "scheduler": dict(st["scheduler"]),
-               "torch_rng": torch.tensor(st["torch_rng"], dtype=torch.uint8), "callbacks": callbacks}
+               "torch_rng": torch.tensor(st["torch_rng"], dtype=torch.uint8), "callbacks": callbacks,
+               "scaler": dict(st.get("scaler") or {})}  # fp16's loss scale; {} without fp16
     except (KeyError, TypeError, ValueError, RuntimeError, OverflowError, AttributeError) as err:
         raise CheckpointError(f"{where}: missing or invalid entry ({type(err).__name__}: {err})") from None
     if out["step"] < 0:

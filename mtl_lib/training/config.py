@@ -7,17 +7,19 @@ say how it was trained.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+import re
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
-from ..tasks.validation import check_fields
+from ..tasks.validation import check_fields, check_value, short
 
-__all__ = ["SAMPLER_NAMES", "WEIGHTING_NAMES", "TrainerConfig"]
+__all__ = ["LOGGER_NAMES", "SAMPLER_NAMES", "WEIGHTING_NAMES", "TrainerConfig"]
 
 # The registries in sampling.py and weighting.py hold the strategies; their names are repeated
 # here so that a config can be checked without importing them (tests keep the two in step).
 SAMPLER_NAMES = ("proportional", "uniform", "round_robin", "temperature", "annealed")
 WEIGHTING_NAMES = ("static", "equal", "uncertainty", "dwa")
+LOGGER_NAMES = ("csv", "tensorboard")  # report_to: callbacks in loggers.py
 
 
 @dataclass
@@ -48,15 +50,28 @@ class TrainerConfig:
     eval_batch_size: int = 64
     early_stopping_patience: int | None = None  # evaluations without improvement
     seed: int = 42
-    bf16: bool | None = None  # None = bf16 autocast on CUDA only
+    device: str = "auto"  # auto: cuda, then mps, then cpu
+    bf16: bool | None = None  # None (and fp16 None): bf16 autocast on a CUDA GPU that supports it
+    fp16: bool | None = None  # None (and bf16 None): fp16 autocast + GradScaler on a GPU without bf16
     output_dir: str | None = None  # where best/ and last/ checkpoints go
     save_every: int | None = None  # steps between `last` checkpoints (plus one at the end)
-    log_every: int = 1
+    log_every: int = 1  # steps per History train row (each the mean over its steps)
+    report_to: list[str] = field(default_factory=list)  # loggers: "csv", "tensorboard"
     progress: bool = True
     conflict_every: int | None = None  # steps between task-gradient cosines (training/conflict.py)
 
     def __post_init__(self) -> None:
+        if isinstance(self.report_to, str):  # report_to: tensorboard, as with Hugging Face
+            self.report_to = [self.report_to]
         check_fields(self, "training options", _RULES)
+        if not re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", self.device):
+            raise ValueError("training options: device must be auto, cpu, cuda, cuda:N or mps, "
+                             f"got {short(self.device)}")
+        if self.bf16 and self.fp16:
+            raise ValueError("training options: bf16 and fp16 cannot both be true")
+        for name in self.report_to:
+            check_value("training options", "report_to", name, "str", LOGGER_NAMES)
+        self.report_to = list(dict.fromkeys(self.report_to))
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> TrainerConfig:

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
+from ..models.devices import resolve_device
+
 __all__ = ["DistributedContext"]
 
 
@@ -23,10 +25,15 @@ class DistributedContext:
     device: torch.device = torch.device("cpu")
 
     @classmethod
-    def from_env(cls) -> DistributedContext:
+    def from_env(cls, device: str = "auto") -> DistributedContext:
+        """The launch's rank and world size, and the device to train on (``device`` as in
+        :func:`~mtl_lib.models.devices.resolve_device`; under torchrun each process takes the
+        GPU of its local rank)."""
         world = int(os.environ.get("WORLD_SIZE", "1"))
         local = int(os.environ.get("LOCAL_RANK", "0"))
-        device = torch.device(f"cuda:{local}" if torch.cuda.is_available() else "cpu")
+        device = resolve_device(device)
+        if device.type == "cuda" and device.index is None:
+            device = torch.device(f"cuda:{local}")
         if world > 1 and not dist.is_initialized():
             dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
         if device.type == "cuda":

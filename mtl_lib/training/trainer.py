@@ -27,12 +27,14 @@ from tqdm.auto import tqdm
 
 from ..data.batching import Collator, length_bucketed_batches
 from ..evaluation.evaluate import evaluate
+from ..models.devices import autocast_dtype
 from .callbacks import Callback, CheckpointCallback, EarlyStopping, EvaluationCallback
 from .checkpoint import restore_training, save_training
 from .config import TrainerConfig
 from .conflict import GradientConflict
 from .distributed import DistributedContext
 from .history import History
+from .loggers import make_loggers
 from .sampling import make_sampler
 from .weighting import make_weighting
 
@@ -68,13 +70,19 @@ class Trainer:
         # one `last/` would land in the working directory
         if c.save_every and not c.output_dir:
             raise ValueError("training options: save_every needs output_dir (where to write the checkpoints)")
+        if c.report_to and not c.output_dir:
+            raise ValueError("training options: report_to needs output_dir (where the logs go)")
         self.model, self.groups = model, [g for g in groups if g.splits.get("train")]
         if not self.groups:
             raise ValueError("no input group has training examples")
         self.tasks = [t for g in self.groups for t in g.tasks]
-        self.dist = DistributedContext.from_env()
+        self.dist = DistributedContext.from_env(c.device)
         self.device = self.dist.device
+        # mixed precision: a float16 autocast needs the gradient scaler; otherwise it passes through
+        self.autocast_dtype = autocast_dtype(self.device, c.bf16, c.fp16)
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.autocast_dtype == torch.float16)
         self.history, self.step, self.should_stop = History(), 0, False
+        self._window = _LogWindow()
         self.weighting = make_weighting(c.weighting, [t.name for t in self.tasks],
                                         {t.name: t.loss_weight for t in self.tasks})
         self.collate = Collator.for_tokenizer(model.encoder.tokenizer,
@@ -115,6 +123,7 @@ class Trainer:
             self.callbacks.append(CheckpointCallback(c.output_dir, c.save_every))
         if c.early_stopping_patience:
             self.callbacks.append(EarlyStopping(c.early_stopping_patience))
+        self.callbacks += make_loggers(c.report_to, c.output_dir) if c.report_to else []
         self.callbacks += list(callbacks or [])
 
     # -- the loop ------------------------------------------------------------------------------
@@ -125,30 +134,34 @@ class Trainer:
         elif self.step == 0:  # a new run; a resumed or continued one has its random state already
             torch.manual_seed(self.config.seed)  # dropout stream
         self.should_stop = False
-        self.fire("on_fit_start")
-        bar = tqdm(total=self.total_steps, initial=self.step, desc="training", unit="step",
-                   disable=not self.config.progress or not self.dist.is_main)
-        self.model.train()
-        with _InterruptFlag() as interrupted:
-            while self.step < self.total_steps and not self.should_stop:
-                t0 = time.perf_counter()
-                losses, n_examples = self.train_step()
-                self.step += 1
-                self._log(losses, n_examples / (time.perf_counter() - t0))
-                bar.update(1)
-                bar.set_postfix({t: f"{v:.3f}" for t, v in losses.items()})
-                self.fire("on_batch_end")
-                if interrupted.flag:
-                    bar.write(f"interrupted at step {self.step}: saving a resumable checkpoint")
-                    self.should_stop = True
-        bar.close()
-        self.fire("on_fit_end", self.history)
+        try:
+            self.fire("on_fit_start")
+            bar = tqdm(total=self.total_steps, initial=self.step, desc="training", unit="step",
+                       disable=not self.config.progress or not self.dist.is_main)
+            self.model.train()
+            with _InterruptFlag() as interrupted:
+                while self.step < self.total_steps and not self.should_stop:
+                    t0 = time.perf_counter()
+                    losses, n_examples = self.train_step()
+                    self.step += 1
+                    self._window.add(losses, n_examples, time.perf_counter() - t0)
+                    if self.step % self.config.log_every == 0 or self.step == self.total_steps:
+                        bar.set_postfix({t: f"{v:.3f}" for t, v in self._log().items()})
+                    bar.update(1)
+                    self.fire("on_batch_end")
+                    if interrupted.flag:
+                        bar.write(f"interrupted at step {self.step}: saving a resumable checkpoint")
+                        self.should_stop = True
+            self._log()  # stopped early: the steps since the last row
+            bar.close()
+            self.fire("on_fit_end", self.history)
+        finally:  # also after an error: callbacks release the run directory's lock, close files
+            self.fire("on_fit_exit")
         return self.history
 
     def train_step(self) -> tuple[dict[str, float], int]:
         """One optimiser step (``grad_accum_steps`` micro-batches); each task's mean loss."""
         c, sums, counts, n_examples = self.config, {}, {}, 0
-        use_bf16 = c.bf16 if c.bf16 is not None else self.device.type == "cuda"
         self.optimizer.zero_grad(set_to_none=True)
         for micro in range(c.grad_accum_steps):
             g = self.sampler.choose(self.step * c.grad_accum_steps + micro)
@@ -156,7 +169,8 @@ class Trainer:
             # input_ids, attention_mask (B, T); labels {task: (B,) class | (B, T) token | (B, C) multi}
             batch = self.next_batch(g)
             n_examples += len(batch["input_ids"]) * self.dist.world_size
-            with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=use_bf16):
+            with torch.autocast(self.device.type, dtype=self.autocast_dtype or torch.float32,
+                                enabled=self.autocast_dtype is not None):
                 logits = self._train_model(  # {task: (B, C) or (B, T, C)}
                     batch["input_ids"].to(self.device), batch["attention_mask"].to(self.device),
                     batch["token_type_ids"].to(self.device) if "token_type_ids" in batch else None,
@@ -167,20 +181,25 @@ class Trainer:
             for t, v in losses.items():
                 sums[t] = sums.get(t, 0.0) + v.item()
                 counts[t] = counts.get(t, 0) + 1
-            (self.weighting.combine(losses) / c.grad_accum_steps).backward()
+            self.scaler.scale(self.weighting.combine(losses) / c.grad_accum_steps).backward()
         # DDP averages the model's gradients; a learned weighting (uncertainty) sits outside it
         self.dist.average_gradients(list(self.weighting.parameters()))
+        self.scaler.unscale_(self.optimizer)  # fp16: back to true gradients before clipping
         params = [p for p in self.model.parameters() if p.grad is not None]
         norm = torch.nn.utils.clip_grad_norm_(params, c.max_grad_norm if c.max_grad_norm else math.inf)
         # A finite loss can still give NaN/inf gradients; stepping them would poison the weights
         # and the next checkpoint, so check before the step (the norm is clipping's by-product).
-        if not torch.isfinite(norm):
+        # Under fp16 an overflow is routine: the scaler skips that step and lowers its scale.
+        if not torch.isfinite(norm) and not self.scaler.is_enabled():
             raise TrainingDiverged(
                 f"gradient norm is {norm.item()} at step {self.step + 1} (tasks {', '.join(map(repr, sums))}); "
                 "training stopped, the last saved checkpoint is intact (try a lower learning rate)")
-        self.optimizer.step()
+        scale = self.scaler.get_scale()
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
         self._step_lr = self.optimizer.param_groups[0]["lr"]  # the rate this step used, for the log
-        self.scheduler.step()
+        if self.scaler.get_scale() >= scale:  # not a step the fp16 scaler skipped
+            self.scheduler.step()
         # each task's mean over the micro-batches it appeared in (with several groups a task may
         # be drawn for only some micro-batches of the step)
         means = {t: v / counts[t] for t, v in sums.items()}
@@ -196,14 +215,18 @@ class Trainer:
                     f"{self.step + 1}; training stopped, the last saved checkpoint is intact "
                     "(try a lower learning rate)")
 
-    def _log(self, task_losses: dict[str, float], samples_per_s: float) -> None:
+    def _log(self) -> dict[str, float]:
+        """One History row per task for the steps since the last row (``log_every`` of them, or
+        fewer at the end): each task's mean loss over the steps it was trained in."""
+        losses, samples_per_s = self._window.take()
         weights = self.weighting.weights()
-        for t, loss in task_losses.items():
+        for t, loss in losses.items():
             rec = {"kind": "train", "step": self.step, "epoch": self.step / self.steps_per_epoch,
                    "task": t, "loss": loss, "lr": self._step_lr, "samples_per_s": samples_per_s,
                    "weight": weights.get(t, 1.0)}
             self.history.append(rec)
             self.fire("on_step_end", rec)
+        return losses
 
     def fire(self, event: str, *args) -> None:
         """Call ``event(self, *args)`` on every callback that has it."""
@@ -257,7 +280,7 @@ class Trainer:
         """Everything needed to continue training exactly, except the model's weights."""
         return {"step": self.step, "positions": [list(p) for p in self._pos],
                 "torch_rng": torch.random.get_rng_state(), "scheduler": self.scheduler.state_dict(),
-                "optimizer": self.optimizer.state_dict(),
+                "optimizer": self.optimizer.state_dict(), "scaler": self.scaler.state_dict(),
                 "weighting": {"tensors": self.weighting.state_dict(), "extra": self.weighting.extra_state()},
                 "callbacks": {cb.name: cb.state_dict() for cb in self.callbacks if isinstance(cb, Callback)},
                 "history": list(self.history.records)}
@@ -269,6 +292,8 @@ class Trainer:
             self.weighting.load_state_dict(state["weighting"]["tensors"])
         self.weighting.load_extra_state(state["weighting"]["extra"])
         self.scheduler.load_state_dict(state["scheduler"])
+        if state.get("scaler") and self.scaler.is_enabled():
+            self.scaler.load_state_dict(state["scaler"])
         torch.random.set_rng_state(state["torch_rng"])
         self.step, self._pos = state["step"], [list(p) for p in state["positions"]]
         for cb in self.callbacks:
@@ -293,6 +318,27 @@ class Trainer:
 
 def _constant(step: int) -> float:
     return 1.0
+
+
+class _LogWindow:
+    """Losses, examples and seconds of the steps since the last History row."""
+
+    def __init__(self) -> None:
+        self.sums: dict[str, list[float]] = {}  # task: [loss sum, steps]
+        self.examples, self.seconds = 0, 0.0
+
+    def add(self, losses: dict[str, float], examples: int, seconds: float) -> None:
+        for t, v in losses.items():
+            s = self.sums.setdefault(t, [0.0, 0])
+            s[0], s[1] = s[0] + v, s[1] + 1
+        self.examples, self.seconds = self.examples + examples, self.seconds + seconds
+
+    def take(self) -> tuple[dict[str, float], float]:
+        """({task: mean loss}, samples per second), and start a new window."""
+        means = {t: total / n for t, (total, n) in self.sums.items()}
+        rate = self.examples / self.seconds if self.seconds > 0 else 0.0
+        self.__init__()
+        return means, rate
 
 
 class _InterruptFlag:
