@@ -75,3 +75,28 @@ def test_losses_follow_the_task_specs():
     expected = -torch.log_softmax(logits["cls"], -1)[0, 0]
     assert torch.isclose(losses["cls"], expected)
     assert torch.isclose(losses["tags"], torch.log(torch.tensor(3.0)))  # uniform over 3 tags
+
+
+def test_each_task_may_pool_its_own_way_from_one_encoder_pass():
+    enc = tiny_encoder("BERT")
+    tasks = [TaskSpec(name="first", task_type="classification", labels=["a", "b"]),
+             TaskSpec(name="mean", task_type="classification", labels=["a", "b"], pooling="mean"),
+             TaskSpec(name="last", task_type="pair_classification", labels=["a", "b"], pooling="last")]
+    model = MultiTaskModel.from_tasks(enc, tasks).eval()
+    seen = {}
+    for name, head in model.heads.items():
+        head.register_forward_hook(lambda m, args, out, name=name: seen.__setitem__(name, args[1]))
+    calls = []
+    model.encoder.model.register_forward_hook(lambda *a: calls.append(1))
+    ids = torch.tensor([[2, 7, 8, 9, 3, 0], [2, 7, 3, 0, 0, 0]])
+    mask = (ids != 0).long()
+    with torch.no_grad():
+        model(ids, mask)
+        assert len(calls) == 1  # one encoder pass for all three poolings
+        hidden = enc.model(input_ids=ids, attention_mask=mask).last_hidden_state  # (B, T, H)
+    assert torch.allclose(seen["first"], hidden[:, 0])
+    m = mask.unsqueeze(-1).float()
+    assert torch.allclose(seen["mean"], (hidden * m).sum(1) / m.sum(1))
+    assert torch.allclose(seen["last"], hidden[torch.arange(2), torch.tensor([4, 2])])
+    with pytest.raises(Exception, match="pooling must be one of"):
+        TaskSpec(name="x", task_type="classification", pooling="max")

@@ -148,16 +148,17 @@ class Encoder(nn.Module):
         hidden = self.model(**inputs).last_hidden_state  # (B, T, H)
         return hidden, self.pool(hidden, attention_mask)
 
-    def pool(self, hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        """Reduce ``hidden (B, T, H)`` to ``(B, H)`` with ``self.pooling``.
+    def pool(self, hidden: torch.Tensor, attention_mask: torch.Tensor, mode: str | None = None) -> torch.Tensor:
+        """Reduce ``hidden (B, T, H)`` to ``(B, H)`` with ``mode`` (default ``self.pooling``).
 
         ``first`` takes position 0; ``last`` the last position whose mask is 1 (correct for
         left and right padding); ``mean`` averages the positions whose mask is 1.
         """
-        if self.pooling == "first":
+        mode = mode or self.pooling
+        if mode == "first":
             return hidden[:, 0]  # (B, H)
         mask = attention_mask.to(hidden.dtype)  # (B, T)
-        if self.pooling == "mean":
+        if mode == "mean":
             total = (hidden * mask.unsqueeze(-1)).sum(dim=1)  # (B, H)
             return total / mask.sum(dim=1, keepdim=True).clamp(min=1.0)
         positions = torch.arange(hidden.size(1), device=hidden.device)  # (T,)

@@ -105,7 +105,13 @@ class MultiTaskModel(nn.Module):
         """
         hidden, pooled = self.encoder(input_ids, attention_mask, token_type_ids)  # (B,T,H), (B,H)
         names = list(tasks) if tasks is not None else list(self.heads)
-        return {name: self.heads[name](hidden, pooled) for name in names}
+        # a task may pool its own way (TaskSpec.pooling): each mode is computed once per batch
+        modes = {name: (self.tasks[name].pooling if name in self.tasks else "") or self.encoder.pooling
+                 for name in names}
+        by_mode = {self.encoder.pooling: pooled}
+        for mode in set(modes.values()) - set(by_mode):
+            by_mode[mode] = self.encoder.pool(hidden, attention_mask, mode)  # (B, H)
+        return {name: self.heads[name](hidden, by_mode[modes[name]]) for name in names}
 
     def compute_losses(self, logits: dict[str, torch.Tensor],
                        labels: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

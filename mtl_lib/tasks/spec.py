@@ -88,6 +88,9 @@ class TaskSpec:
         Tagging tasks: ``"bio"`` (default) reads the best tag sequence that obeys the BIO
         scheme (Viterbi, see :mod:`mtl_lib.evaluation.decoding`); ``"argmax"`` takes each
         word's top tag.
+    pooling : str
+        How this task's head reduces the token states to one vector: ``"first"``, ``"last"``
+        or ``"mean"``; empty for the encoder's default. One encoder pass still feeds all heads.
     use_crf : bool
         Tagging tasks: a CRF on top of the head (learned tag transitions), trained with the
         CRF likelihood (``loss_type`` CRFLoss) and decoded by Viterbi (JointBERT's ``use_crf``).
@@ -122,6 +125,7 @@ class TaskSpec:
     file_names: list[str] = field(default_factory=list)
     tag_decoding: str = "bio"
     use_crf: bool = False
+    pooling: str = ""
     task_dir: str = ""
 
     def __post_init__(self) -> None:
@@ -161,10 +165,11 @@ class TaskSpec:
 
 _STR_FIELDS = ("format", "path", "label_field", "text_column", "text_pair_column", "quoting", "encoding",
                "label_map_or_file", "loss_type", "model_type", "config_name", "tag_decoding",
-               "class_weighting", "task_dir")
+               "class_weighting", "task_dir", "pooling")
 _LIST_FIELDS = ("level_columns", "labels", "metrics", "file_names")
 _RULES: dict[str, str | tuple] = {
     "format": FORMATS, "quoting": ("minimal", "none"), "tag_decoding": DECODINGS,
-    "class_weighting": CLASS_WEIGHTINGS, "loss_weight": ">= 0", "dropout_prob": "[0, 1)",
+    "class_weighting": CLASS_WEIGHTINGS, "pooling": ("", "first", "last", "mean"), "loss_weight": ">= 0",
+    "dropout_prob": "[0, 1)",
     "dev_fraction": "(0, 1)", "class_num": ">= 1", "max_examples": ">= 1",
 }
