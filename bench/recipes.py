@@ -23,7 +23,9 @@ from pathlib import Path
 import _common as C  # bench/ is the script's directory, so this is importable
 import yaml
 
-from mtl_lib import Trainer, TrainerConfig, build_experiment, load_task_file
+from collections import Counter
+
+from mtl_lib import PerLevelHierarchy, TfidfSGDBaseline, Trainer, TrainerConfig, build_experiment, load_task_file
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -38,6 +40,28 @@ def parse_option(text: str) -> tuple[str, dict[str, object]]:
             raise SystemExit(f"--option {text!r}: expected KEY=VALUE with KEY like training.epochs")
         changes[key.strip()] = yaml.safe_load(value)
     return name, changes
+
+
+def baselines(model, groups) -> dict[str, dict[str, float]]:
+    """What a model must beat, on the same dev split: the majority class (one-label tasks) and,
+    for hierarchies, TF-IDF + linear SGD over leaves."""
+    out = {}
+    for g in groups:
+        if not g.records.get("dev"):
+            continue
+        for spec in g.tasks:
+            tt = model.types[spec.name]
+            train = [(r, tt.gold(r)) for r in g.records["train"] if tt.gold(r) is not None]
+            dev = [(r, tt.gold(r)) for r in g.records["dev"] if tt.gold(r) is not None]
+            if tt.label_kind != "class" or not train or not dev:
+                continue
+            top = Counter(gold for _, gold in train).most_common(1)[0][0]
+            out[spec.name] = {"majority_accuracy": sum(gold == top for _, gold in dev) / len(dev)}
+            if isinstance(top, tuple):  # a label path: the classical hierarchical baseline too
+                texts = lambda rows: [{"text": " ".join(r["words"]), "path": gold} for r, gold in rows]  # noqa: E731
+                tfidf = TfidfSGDBaseline(hierarchy=PerLevelHierarchy.from_paths(spec.labels)).fit(texts(train))
+                out[spec.name]["tfidf_sgd_leaf_accuracy"] = tfidf.test(texts(dev))["leaf_accuracy"]
+    return out
 
 
 def run_option(taskfile: Path, changes: dict, quick: bool, seed: int) -> dict:
@@ -67,7 +91,7 @@ def run_option(taskfile: Path, changes: dict, quick: bool, seed: int) -> dict:
     seconds = time.perf_counter() - start
     evals = history.eval_rows()
     return {"changes": changes, "steps": trainer.step, "epochs": trainer.step / trainer.steps_per_epoch,
-            "train_time_s": seconds, "dev": history.last_metrics(),
+            "train_time_s": seconds, "dev": history.last_metrics(), "baselines": baselines(model, groups),
             "dev_curve": [{k: r[k] for k in ("step", "task", "metric", "value")} for r in evals]}
 
 
@@ -87,7 +111,8 @@ def main() -> None:
         row = {"recipe": args.taskfile.stem, "option": name, "seed": args.seed, **run_option(
             args.taskfile, changes, args.quick, args.seed)}
         rows.append(row)
-        scores = "  ".join(f"{t}.{m} {100 * v:.2f}" for t, ms in row["dev"].items() for m, v in ms.items())
+        scores = "  ".join(f"{t}.{m} {100 * v:.2f}" for part in ("dev", "baselines")
+                           for t, ms in row[part].items() for m, v in ms.items())
         print(f"{args.taskfile.stem} {name:<16} {row['train_time_s'] / 60:5.1f} min  {scores}", flush=True)
     if args.quick:
         return
