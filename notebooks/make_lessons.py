@@ -130,7 +130,7 @@ def static_widgets(nb: nbformat.NotebookNode) -> None:
             if view is None:
                 outputs.append(output)
                 continue
-            kind = output["data"].get("text/plain", "widget").split("(")[0]
+            kind = output["data"].get("text/plain", "widget").split("(")[0].strip()
             note = (f"<p class=\"mtl-widget-note\">Interactive widget <code>{kind}</code>: open the "
                     "notebook in JupyterLab to use it. Here, what it showed when this page was made.</p>")
             outputs.append(nbformat.v4.new_output("display_data", {"text/html": note,
