@@ -648,6 +648,7 @@ _BENCH_TITLES = {
     "inference": "Multi-task inference vs one encoder pass per task",
     "trainer_overhead": "Trainer step vs a plain PyTorch loop",
     "hierarchical": "Hierarchical classification: DB_Linear vs TF-IDF + SGD",
+    "hierarchical_40c2f50": "Hierarchical classification before the refactor (commit 40c2f50)",
     "memory": "Memory",
     "gpu": "GPU",
     "quality_per_time": "Quality per training time",
