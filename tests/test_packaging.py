@@ -29,8 +29,9 @@ def test_example_task_files_are_found_by_name(tmp_path, monkeypatch):
     assert load_task_file("snips").source == str(ROOT / "examples" / "tasks" / "snips.yml")
     (tmp_path / "snips").write_text("mine: {task_type: classification, path: x}\n")
     assert resolve_task_file("snips") == Path("snips")  # a file of that name wins
-    with pytest.raises(TaskFileError, match=r"nope.yml: task file not found \(example task files, usable "
-                                            r"by name: hierarchical, mixed, snips\)"):
+    names = ", ".join(sorted(examples))
+    with pytest.raises(TaskFileError, match=rf"nope.yml: task file not found \(example task files, usable "
+                                            rf"by name: {names}\)"):
         resolve_task_file("nope.yml")
     with pytest.raises(TaskFileError, match="task file not found"):
         resolve_task_file("somewhere/snips")  # a path is never swapped for an example
