@@ -18,12 +18,11 @@ import argparse
 import json
 import os
 import time
+from collections import Counter
 from pathlib import Path
 
 import _common as C  # bench/ is the script's directory, so this is importable
 import yaml
-
-from collections import Counter
 
 from mtl_lib import PerLevelHierarchy, TfidfSGDBaseline, Trainer, TrainerConfig, build_experiment, load_task_file
 

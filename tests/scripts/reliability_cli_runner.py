@@ -23,9 +23,13 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")  # we fork
 
-# The shared, expensive part: torch and transformers. Not mtl_lib.cli itself, which runpy must
+# The shared, expensive part: torch, transformers and the library's modules (mtl_lib itself
+# imports its public names lazily, so name them). Not mtl_lib.cli itself, which runpy must
 # execute fresh as __main__ (as `python -m` does; importing it first would make runpy warn).
-import mtl_lib  # noqa: E402, F401
+import mtl_lib.evaluation.predict  # noqa: E402, F401
+import mtl_lib.experiment  # noqa: E402, F401
+import mtl_lib.training.trainer  # noqa: E402, F401
+import mtl_lib.ui.plots  # noqa: E402, F401
 
 
 def _child(case: dict) -> int:
