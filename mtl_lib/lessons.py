@@ -191,7 +191,9 @@ def cached_run(run: str | LessonRun, callbacks: list | None = None, fast: bool |
     run : str or LessonRun
         A run of ``runs_file`` (by name), or one from :func:`lesson_run`.
     callbacks : list, optional
-        Given to the trainer when the run is trained here (a loaded run has no training to watch).
+        Given to the trainer when the run is trained here. A loaded run was not trained here,
+        so nothing fires; instead each callback with a ``replay(history)`` method (such as
+        :class:`~mtl_lib.ui.live_dashboard.LiveDashboard`) is shown the stored history.
     fast : bool, optional
         Fast-mode settings; default: ``$MTL_LIB_FAST == "1"``. Ignored for a ``LessonRun``.
 
@@ -209,6 +211,10 @@ def cached_run(run: str | LessonRun, callbacks: list | None = None, fast: bool |
         model, history = load(where)
         print(f"{run.name}: loaded from {where} (trained {stored['trained'][:10]} in "
               f"{stored['seconds'] / 60:.1f} min; `make lessons` trains it again after a change)")
+        if isinstance(history, History):  # a dashboard shows the stored run instead of nothing
+            for cb in callbacks or []:
+                if callable(getattr(cb, "replay", None)):
+                    cb.replay(history)
         return model, history
     if stored is not None:
         changed = sorted(k for k in settings if settings[k] != stored.get("settings", {}).get(k))

@@ -73,6 +73,19 @@ def test_a_run_is_trained_once_then_loaded(runs_file, capsys):
     assert _same_weights(model, again)
 
 
+def test_a_loaded_run_is_replayed_on_a_live_dashboard(runs_file):
+    from mtl_lib.ui.live_dashboard import LiveDashboard
+
+    run = lesson_run("intent", fast=False, runs_file=runs_file)
+    watched = LiveDashboard(every_n=1, min_interval=0)
+    cached_run(run, callbacks=[watched])  # trained here: the dashboard watched it
+    loaded = LiveDashboard(every_n=1, min_interval=0)
+    _, history = cached_run(run, callbacks=[loaded])  # loaded: not trained, but shown
+    assert loaded.loss_points == watched.loss_points and loaded.loss_points["intent"]
+    assert loaded.metric_points == watched.metric_points and len(loaded.metric_points["intent"]) == 2
+    assert "loaded: 4 / 4 steps" in loaded.status.value
+
+
 def test_a_changed_setting_trains_the_run_again(runs_file, capsys):
     cached_run(lesson_run("intent", fast=False, runs_file=runs_file))
     runs_file.write_text(RUNS.replace("max_steps: 4, eval_every: 2", "max_steps: 5, eval_every: 2"))
