@@ -6,7 +6,7 @@ and ``make lessons`` read. ``make lessons`` trains each run once into a cache di
 lesson then calls :func:`cached_run`, which loads the trained model and its history when the
 run is in the cache, and trains it (and stores it) when it is not::
 
-    run = lesson_run("05_joint", fast=FAST)            # the settings, from lesson_runs.yml
+    run = lesson_run("snips_joint", fast=FAST)         # the settings, from lesson_runs.yml
     model, history = cached_run(run, callbacks=[board])
 
 A stored run keeps the settings it was trained with; when the file's settings (or the task
