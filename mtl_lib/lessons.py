@@ -6,7 +6,7 @@ and ``make lessons`` read. ``make lessons`` trains each run once into a cache di
 lesson then calls :func:`cached_run`, which loads the trained model and its history when the
 run is in the cache, and trains it (and stores it) when it is not::
 
-    run = lesson_run("05_joint", fast=FAST)            # the settings, from lesson_runs.yml
+    run = lesson_run("snips_joint", fast=FAST)         # the settings, from lesson_runs.yml
     model, history = cached_run(run, callbacks=[board])
 
 A stored run keeps the settings it was trained with; when the file's settings (or the task
@@ -191,7 +191,9 @@ def cached_run(run: str | LessonRun, callbacks: list | None = None, fast: bool |
     run : str or LessonRun
         A run of ``runs_file`` (by name), or one from :func:`lesson_run`.
     callbacks : list, optional
-        Given to the trainer when the run is trained here (a loaded run has no training to watch).
+        Given to the trainer when the run is trained here. A loaded run was not trained here,
+        so nothing fires; instead each callback with a ``replay(history)`` method (such as
+        :class:`~mtl_lib.ui.live_dashboard.LiveDashboard`) is shown the stored history.
     fast : bool, optional
         Fast-mode settings; default: ``$MTL_LIB_FAST == "1"``. Ignored for a ``LessonRun``.
 
@@ -209,6 +211,10 @@ def cached_run(run: str | LessonRun, callbacks: list | None = None, fast: bool |
         model, history = load(where)
         print(f"{run.name}: loaded from {where} (trained {stored['trained'][:10]} in "
               f"{stored['seconds'] / 60:.1f} min; `make lessons` trains it again after a change)")
+        if isinstance(history, History):  # a dashboard shows the stored run instead of nothing
+            for cb in callbacks or []:
+                if callable(getattr(cb, "replay", None)):
+                    cb.replay(history)
         return model, history
     if stored is not None:
         changed = sorted(k for k in settings if settings[k] != stored.get("settings", {}).get(k))

@@ -74,6 +74,27 @@ def test_dashboard_follows_the_internals(run):
     assert "lr " in board.status.value or "done" in board.status.value
 
 
+def test_a_replayed_history_draws_what_the_live_dashboard_drew(run):
+    """A run loaded from disk (the lessons' cache) shows the same curves as when it was watched."""
+    live = run.board
+    saved = History.from_json(run.out / "last" / "history.json")  # as a loaded run has it
+    board = LiveDashboard(every_n=2, min_interval=0)
+    board.replay(saved)
+    for points in ("loss_points", "metric_points", "metric_names", "lr_points", "weight_points",
+                   "mix_points", "conflict_points"):
+        assert getattr(board, points) == getattr(live, points), points
+    assert board.max_epoch == pytest.approx(live.max_epoch)
+    assert board.redraws == 1 and bytes(board.image.value).startswith(b"\x89PNG")  # drawn once
+    assert "loaded: 12 / 12 steps" in board.status.value
+    assert [ax.get_title() for ax in board.figure().axes] == [ax.get_title() for ax in live.figure().axes]
+
+
+def test_replaying_nothing_says_so():
+    board = LiveDashboard()
+    board.replay(History())
+    assert board.redraws == 0 and "no training rows" in board.status.value
+
+
 def test_dashboard_without_internals_keeps_two_panels():
     board = LiveDashboard(every_n=1, min_interval=0)
     trainer = SimpleNamespace(step=1, total_steps=2, steps_per_epoch=2, history=History())

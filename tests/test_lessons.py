@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from mtl_lib.experiment import load_task_file
 from mtl_lib.lessons import FAST_NOTE, LessonRun, cached_run, fast_mode_note, lesson_run, lesson_runs
 from mtl_lib.tasks.spec import TaskFileError
 
@@ -71,6 +72,19 @@ def test_a_run_is_trained_once_then_loaded(runs_file, capsys):
     # the same run by name, read from the file again
     again, _ = cached_run("intent", fast=False, runs_file=runs_file)
     assert _same_weights(model, again)
+
+
+def test_a_loaded_run_is_replayed_on_a_live_dashboard(runs_file):
+    from mtl_lib.ui.live_dashboard import LiveDashboard
+
+    run = lesson_run("intent", fast=False, runs_file=runs_file)
+    watched = LiveDashboard(every_n=1, min_interval=0)
+    cached_run(run, callbacks=[watched])  # trained here: the dashboard watched it
+    loaded = LiveDashboard(every_n=1, min_interval=0)
+    _, history = cached_run(run, callbacks=[loaded])  # loaded: not trained, but shown
+    assert loaded.loss_points == watched.loss_points and loaded.loss_points["intent"]
+    assert loaded.metric_points == watched.metric_points and len(loaded.metric_points["intent"]) == 2
+    assert "loaded: 4 / 4 steps" in loaded.status.value
 
 
 def test_a_changed_setting_trains_the_run_again(runs_file, capsys):
@@ -148,13 +162,55 @@ def test_fast_mode_note_is_one_line_in_fast_mode_only(capsys):
 
 
 def test_the_lessons_runs_file_is_valid_in_both_modes():
+    comparison = {f"05_{kind}-seed{s}" for kind in ("joint", "intent_only", "slots_only") for s in (1, 2, 3)}
     for fast in (True, False):
         runs = lesson_runs(LESSON_RUNS, fast=fast)
-        assert {"snips_joint", "04_intent", "05_joint", "06_static", "07_db_linear"} <= set(runs)
+        assert {"snips_joint", "04_intent", "06_static", "06_uncertainty", "06_dwa",
+                "07_db_linear"} | comparison <= set(runs)
         for run in runs.values():
             assert isinstance(run, LessonRun) and run.task_file.is_file(), run.name
             assert run.encoder.startswith("tiny-") == fast, run.name
             run.settings()  # reads the task file and checks every training option
+
+
+def _training(run: LessonRun, *leave_out: str) -> dict:
+    return {k: v for k, v in run.settings()["training"].items() if k not in ("seed", *leave_out)}
+
+
+@pytest.mark.parametrize("fast", [False, True])
+def test_the_lessons_comparisons_differ_only_in_what_they_compare(fast):
+    runs = lesson_runs(LESSON_RUNS, fast=fast)
+    for s in (1, 2, 3):  # lesson 05: joint vs single-task, same data, steps, rates and seed
+        joint, intent, slots = (runs[f"05_{k}-seed{s}"] for k in ("joint", "intent_only", "slots_only"))
+        assert [t["name"] for t in joint.settings()["tasks"]] == ["intent", "slots"]
+        assert [t["name"] for t in intent.settings()["tasks"]] == ["intent"]
+        assert [t["name"] for t in slots.settings()["tasks"]] == ["slots"]
+        assert joint.settings()["tasks"] == intent.settings()["tasks"] + slots.settings()["tasks"]
+        assert _training(joint) == _training(intent) == _training(slots)
+        assert joint.seed == intent.seed == slots.seed == s
+    static, uncertainty, dwa = (runs[f"06_{w}"] for w in ("static", "uncertainty", "dwa"))
+    assert [r.config().weighting for r in (static, uncertainty, dwa)] == ["static", "uncertainty", "dwa"]
+    assert static.config().conflict_every  # lesson 06 plots the static run's task conflict
+    assert _training(static, "weighting", "conflict_every") == _training(uncertainty, "weighting", "conflict_every") \
+        == _training(dwa, "weighting", "conflict_every")
+    assert static.settings()["tasks"] == uncertainty.settings()["tasks"] == dwa.settings()["tasks"]
+
+
+def test_the_lessons_full_runs_take_their_task_files_learning_rates():
+    """One recommendation: the task file's rates (chosen on dev), not a second set in the lessons."""
+    for run in lesson_runs(LESSON_RUNS, fast=False).values():
+        if run.kind != "trainer":
+            continue
+        from_file = load_task_file(run.task_file).training
+        config = run.config()
+        assert (config.encoder_lr, config.classifier_lr) == (from_file["encoder_lr"], from_file["classifier_lr"]), \
+            run.name
+    snips = lesson_run("snips_joint", fast=False, runs_file=LESSON_RUNS).config()
+    assert (snips.encoder_lr, snips.classifier_lr) == (2e-4, 1e-3)  # examples/tasks/snips.yml
+    trec = lesson_run("07_db_linear", fast=False, runs_file=LESSON_RUNS)
+    recipe = load_task_file(trec.task_file).training
+    assert {k: trec.db_linear[k] for k in ("encoder_lr", "classifier_lr", "lr_schedule")} == \
+        {k: recipe[k] for k in ("encoder_lr", "classifier_lr", "lr_schedule")}
 
 
 @pytest.mark.slow

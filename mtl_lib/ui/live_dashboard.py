@@ -4,10 +4,13 @@ loss weights, sampler mix, task conflict); a Trainer callback that is also a wid
 from __future__ import annotations
 
 import time
+from itertools import groupby
+from types import SimpleNamespace
 
 import numpy as np
 from matplotlib.ticker import FuncFormatter, PercentFormatter
 
+from ..training.history import History
 from .plots import new_figure, task_colors
 from .widget_utils import StaticSnapshot, W, image, png_bytes
 
@@ -26,7 +29,8 @@ class LiveDashboard(StaticSnapshot, W.VBox):
     most once per ``min_interval`` seconds (and ``redraw_every`` steps, if given);
     ``on_fit_end`` draws the final state and leaves it as a static PNG in the cell output.
     :meth:`figure` is the static fallback (and :func:`~mtl_lib.ui.plots.plot_training_internals`
-    draws the internals from a saved ``history.json``).
+    draws the internals from a saved ``history.json``). :meth:`replay` shows a finished run's
+    stored history the same way (a run loaded instead of trained: ``cached_run`` calls it).
 
     Examples
     --------
@@ -37,7 +41,7 @@ class LiveDashboard(StaticSnapshot, W.VBox):
     def __init__(self, every_n: int = 5, min_interval: float = 0.5,
                  redraw_every: int | None = None, size: tuple[float, float] = (10, 3.6)):
         self.every_n, self.min_interval, self.redraw_every = every_n, min_interval, redraw_every
-        self.size, self.redraws = size, 0
+        self.size, self.redraws, self._replaying = size, 0, False
         self.image, self.status = image(), W.HTML("waiting for training to start")
         super().__init__([self.status, self.image])
         self._reset(None)
@@ -108,6 +112,54 @@ class LiveDashboard(StaticSnapshot, W.VBox):
         self.status.value = f"done: {trainer.step} / {trainer.total_steps} steps{stopped}"
         self.refresh_snapshot()
 
+    def replay(self, history) -> None:
+        """Show a finished run from its stored history, as if it had been watched live.
+
+        A run loaded from disk (``History.from_json``, or the lessons' cache) was never
+        trained here, so no callback fired. This feeds the history's records, step by step,
+        through the same callbacks training would have called (train rows to
+        :meth:`on_step_end`, each evaluation's rows to :meth:`on_evaluate`, then
+        :meth:`on_batch_end`, which reads the task-conflict rows), and draws the result once.
+
+        Parameters
+        ----------
+        history : History or list of dict
+            The records of a run (``kind`` train / eval / conflict rows with ``step`` and
+            ``epoch``); the run is taken to have ended at its last training step.
+        """
+        records = [r for r in getattr(history, "records", history) if "step" in r]
+        train = [r for r in records if r.get("kind") == "train"]
+        if not train:
+            self.status.value = "nothing to show: the history has no training rows"
+            return
+        total = max(r["step"] for r in train)
+        # steps per epoch, from any row whose epoch is known (every row has step / spe)
+        spe = next((r["step"] / r["epoch"] for r in records if r.get("epoch")), float(total))
+        run = SimpleNamespace(step=0, total_steps=total, steps_per_epoch=spe, history=History())
+        self._replaying = True  # no redraw per step: one drawing at the end
+        try:
+            self.on_fit_start(run)
+            for step, rows in groupby(records, key=lambda r: r["step"]):
+                run.step = step
+                metrics: dict[str, dict[str, float]] = {}
+                for r in rows:
+                    run.history.append(r)
+                    if r.get("kind") == "train":
+                        self.on_step_end(run, r)
+                    elif r.get("kind") == "eval" and r.get("split", "dev") == "dev":
+                        metrics.setdefault(r["task"], {})[r["metric"]] = r["value"]
+                if metrics:
+                    self.on_evaluate(run, metrics)
+                self.on_batch_end(run)
+            for task in list(self._buf):
+                self._flush(task)
+        finally:
+            self._replaying = False
+        self._maybe_redraw(run, force=True)
+        self.status.value = (f"loaded: {total} / {total} steps (a stored run, trained earlier; "
+                             "its history drawn as it would have been live)")
+        self.refresh_snapshot()
+
     def snapshot(self) -> bytes | None:
         """The PNG on show (the static picture a saved notebook keeps)."""
         return bytes(self.image.value) or None
@@ -123,7 +175,7 @@ class LiveDashboard(StaticSnapshot, W.VBox):
         start = time.monotonic()
         due = start - self._last >= max(self.min_interval, 2 * self._cost) and \
             (self.redraw_every is None or trainer.step - self._last_step >= self.redraw_every)
-        if not (self._dirty and (force or due)):
+        if self._replaying or not (self._dirty and (force or due)):
             return
         self.image.value = png_bytes(self.figure())
         self.redraws, self._dirty, self._last_step = self.redraws + 1, False, trainer.step
