@@ -30,13 +30,28 @@ from .hierarchical import HierarchicalType
 from .multilabel import MultiLabelType
 from .tagging import TaggingType
 
-__all__ = ["TASK_TYPES", "TaskType", "group_metrics", "make_head", "task_type", "upgrade_v1"]
+__all__ = ["TASK_TYPES", "TaskType", "group_metrics", "make_head", "register_task_type", "task_type", "upgrade_v1"]
 
 TASK_TYPES: dict[str, type[TaskType]] = {
     cls.name: cls for cls in (ClassificationType, PairClassificationType, TaggingType, MultiLabelType,
                               HierarchicalType)
 }
 _BY_NAME = {alias.lower(): cls for cls in TASK_TYPES.values() for alias in (cls.name, *cls.aliases)}
+
+
+def register_task_type(cls: type[TaskType]) -> type[TaskType]:
+    """Add a new kind of task: task files may then name it (or one of its aliases).
+
+    Usable as a class decorator. A name that is already taken is an error, so a type is never
+    replaced by accident.
+    """
+    taken = [n for n in (cls.name, *cls.aliases) if n.lower() in _BY_NAME and _BY_NAME[n.lower()] is not cls]
+    if not cls.name or taken:
+        raise ValueError(f"task type {cls.__name__}: name {taken[0] if taken else cls.name!r} is "
+                         "empty or already registered")
+    TASK_TYPES[cls.name] = cls
+    _BY_NAME.update({n.lower(): cls for n in (cls.name, *cls.aliases)})
+    return cls
 
 
 def task_type(spec: TaskSpec) -> TaskType:
