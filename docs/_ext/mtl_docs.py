@@ -566,6 +566,8 @@ class BenchResults(_Directive):
     def _section(self, path: Path, d: dict, out: Path) -> list[str]:
         name = str(d.get("name") or path.stem)
         title = _BENCH_TITLES.get(name, name.replace("_", " ").capitalize())
+        if isinstance(d.get("runs"), list):  # bench/recipes.py: one row per option tried
+            return _recipe_runs(title, path, d["runs"])
         lines = [title, "-" * len(title), "", f"From ``bench/results/{path.name}``.", ""]
         for note in d.get("notes") or []:
             lines += [f"- {_help_rst(str(note))}"]  # options as literals: "--x" stays as typed
@@ -642,7 +644,45 @@ class BenchResults(_Directive):
         return lines
 
 
+# Precision/recall and the SNIPS-named copy of seqeval's F1 would only repeat the F1 column.
+_RECIPE_SKIP = ("precision", "recall", "snips_f1_score")
+
+
+def _recipe_runs(title: str, path: Path, runs: list[dict]) -> list[str]:
+    """bench/recipes.py's rows: each option's dev scores, time and baselines, per recipe."""
+    lines = [title, "-" * len(title), "", f"From ``bench/results/{path.name}``: each option of a "
+             "recipe trained from the same encoder and seed; **dev** scores only (test splits are "
+             "held back). Times: wall time of training and its evaluations.", ""]
+    for recipe in dict.fromkeys(r.get("recipe", "?") for r in runs):
+        rows = [r for r in runs if r.get("recipe", "?") == recipe]
+        metrics = list(dict.fromkeys(f"{t} {m}" for r in rows for t, ms in r.get("dev", {}).items()
+                                     for m in ms if not any(s in m for s in _RECIPE_SKIP)))
+        base = list(dict.fromkeys(f"{t} {m}" for r in rows for t, ms in r.get("baselines", {}).items()
+                                  for m in ms))
+
+        def score(part, key, r):
+            task, metric = key.split(" ", 1)
+            v = r.get(part, {}).get(task, {}).get(metric)
+            return "—" if v is None else f"{100 * v:.2f}"
+
+        lines += [f".. rubric:: {escape(recipe)}", ""]
+        lines += list_table(
+            ["option", "changes", "epochs", "min"] + [escape(k) for k in metrics + base],
+            [[escape(r.get("option", "")),
+              escape(", ".join(f"{k}={v}" for k, v in (r.get("changes") or {}).items()) or "—"),
+              f"{r.get('epochs', 0):.1f}", f"{r.get('train_time_s', 0) / 60:.1f}"]
+             + [score("dev", k, r) for k in metrics] + [score("baselines", k, r) for k in base]
+             for r in rows])
+        first = rows[0]
+        lines += [f"{len(rows)} option(s); seed {first.get('seed')}; {first.get('threads')} torch "
+                  f"threads on {first.get('cpu_count')} cores; from {escape(str(first.get('date')))}. "
+                  f"Reproduce one row with ``python bench/recipes.py {escape(str(first.get('taskfile')))} "
+                  "--option NAME:KEY=VALUE,...``.", ""]
+    return lines
+
+
 _BENCH_TITLES = {
+    "recipes": "Recipes tuned on dev",
     "joint_vs_separate": "Joint training vs separate fine-tunes",
     "padding": "Length-bucketed dynamic padding vs static padding",
     "inference": "Multi-task inference vs one encoder pass per task",
