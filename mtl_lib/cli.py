@@ -161,8 +161,12 @@ def cmd_demo(args) -> int:
         n_train = len(groups[0].splits["train"])
         print(f"{n_train} training utterances, {len(groups[0].splits['dev'])} dev; "
               f"encoder {model.encoder.name}: {model.encoder.num_parameters() / 1e6:.1f}M parameters")
-        config = TrainerConfig(epochs=args.epochs, max_steps=args.max_steps, encoder_lr=2e-4,
-                               classifier_lr=1e-3, batch_size=32, output_dir=str(out),
+        from .tasks.examples import example_task_files
+        from .tasks.task_file import read_task_file
+
+        recipe = read_task_file(example_task_files()["snips"]).training  # the rates tuned on SNIPS dev
+        config = TrainerConfig(epochs=args.epochs, max_steps=args.max_steps, encoder_lr=recipe["encoder_lr"],
+                               classifier_lr=recipe["classifier_lr"], batch_size=32, output_dir=str(out),
                                device=args.device or "auto",
                                eval_every=max(1, n_train // 32 // 4))  # ~4 dev points per epoch: a curve
         if _main_process():
