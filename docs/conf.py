@@ -35,9 +35,9 @@ extensions = [
     "myst_nb",  # the lessons: executed copies in lessons/ (`make lessons`), rendered as they are
 ]
 
-# docs/dev holds internal working notes; _build holds the output and build-time figures;
+# _build holds the output and build-time figures;
 # reliability_results.md is a result file that reliability.rst includes, not a page.
-exclude_patterns = ["_build", "dev", "Thumbs.db", ".DS_Store", "reliability_results.md"]
+exclude_patterns = ["_build", "Thumbs.db", ".DS_Store", "reliability_results.md"]
 templates_path: list[str] = []
 html_static_path = ["_static"]
 html_css_files = ["mtl.css"]
