@@ -11,6 +11,7 @@ import json
 import os
 import sys
 import time
+import warnings
 from pathlib import Path
 
 from .tasks.spec import DECODINGS
@@ -385,8 +386,15 @@ def main(argv: list[str] | None = None) -> int:
 
     user_errors = (UserError, CheckpointError, DataFormatError, EncoderNotAvailable, TaskFileError,
                    TrainingDiverged, OSError, ValueError)
+    def one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:
+        # a user reads "what is wrong with my data", not the library line that noticed it
+        text = " ".join(part.strip() for part in str(message).splitlines() if part.strip())
+        print(f"mtl-lib {args.command}: warning: {text}", file=sys.stderr)
+
     try:
-        return COMMANDS[args.command](args)
+        with warnings.catch_warnings():
+            warnings.showwarning = one_line_warning
+            return COMMANDS[args.command](args)
     except user_errors as err:
         # one line, even for messages written as several (EncoderNotAvailable's list of remedies)
         message = " ".join(part.strip() for part in str(err).splitlines() if part.strip())

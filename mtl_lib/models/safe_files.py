@@ -53,8 +53,8 @@ def atomic_directory(path: str | Path):
         foreign = foreign_entries(path)
         if foreign:
             raise CheckpointError(f"{path}: refusing to replace this folder: it holds {listing(foreign)}, "
-                                  "which are not files of an mtl_lib checkpoint; save into a new or empty "
-                                  "folder, or move them away")
+                                  f"which {'is not a file' if len(foreign) == 1 else 'are not files'} of an "
+                                  "mtl_lib checkpoint; save into a new or empty folder, or move them away")
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.parent / f".{path.name}.tmp-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
