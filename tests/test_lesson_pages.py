@@ -2,7 +2,7 @@
 ``make lessons`` (``notebooks/make_lessons.py``) and rendered without executing anything.
 
 Fast checks: every lesson has an executed copy, made from the lesson as it is now (a hash of
-its cells), with its outputs and plots; a copy executed in fast mode says so at its top; no
+its cells), in full mode (MiniLM) within the time budget, with its outputs and plots; no
 widget is left that a page without a kernel could not show. Slow: the fast variant of
 ``make lessons`` on one run and one lesson, from an empty cache.
 """
@@ -45,8 +45,12 @@ def test_executed_copy_was_made_from_the_lesson_as_it_is(name):
     current = make_lessons.source_hash(nbformat.read(NB_DIR / f"{name}.ipynb", as_version=4))
     assert recorded == current, (
         f"notebooks/{name}.ipynb changed since docs/lessons/{name}.ipynb was executed: run "
-        f"`make lessons` (a fast placeholder: python notebooks/make_lessons.py --fast "
-        f"--execute-only --lessons {name})")
+        f"`make lessons` (with the cache warm: python notebooks/make_lessons.py --execute-only "
+        f"--lessons {name})")
+
+
+def test_all_lessons_fit_the_15_minute_budget():
+    assert sum(_copy(name).metadata["mtl_lib"]["seconds"] for name in LESSONS) <= 15 * 60
 
 
 def test_the_hash_sees_edits_and_ignores_outputs():
@@ -67,7 +71,10 @@ def test_the_hash_sees_edits_and_ignores_outputs():
 def test_executed_copy_shows_outputs_and_plots(name):
     nb = _copy(name)
     meta = nb.metadata["mtl_lib"]
-    assert meta["mode"] in ("fast", "full") and meta["seconds"] > 0
+    # the pages in the docs are the real lessons (MiniLM, `make lessons`), each within its
+    # 3-minute budget on 2 cores with the cache warm; fast placeholders are for checkouts only
+    assert meta["mode"] == "full", f"docs/lessons/{name}.ipynb is a fast placeholder: run `make lessons`"
+    assert 0 < meta["seconds"] <= 180
     code = [c for c in nb.cells if c.cell_type == "code"]
     assert all(c.execution_count for c in code), "every cell ran"
     outputs = _outputs(nb)
@@ -76,11 +83,7 @@ def test_executed_copy_shows_outputs_and_plots(name):
     # widgets need a kernel: the copy shows what they showed, as images and text
     assert "widgets" not in nb.metadata
     assert not [o for o in outputs if make_lessons.WIDGET_VIEW in o.get("data", {})]
-    banner = [c for c in nb.cells if "fast-mode-banner" in c.metadata.get("tags", [])]
-    if meta["mode"] == "fast":
-        assert banner and nb.cells.index(banner[0]) == 1 and "meaningless" in banner[0].source
-    else:
-        assert not banner
+    assert not [c for c in nb.cells if "fast-mode-banner" in c.metadata.get("tags", [])]
 
 
 def test_widgets_become_their_images_and_texts():
@@ -120,6 +123,8 @@ def test_make_lessons_fast_trains_the_run_once_and_the_lesson_loads_it(tmp_path,
     assert nb.metadata["mtl_lib"]["source_sha256"] == make_lessons.source_hash(
         nbformat.read(NB_DIR / "04_single_task_training.ipynb", as_version=4))
     assert nb.metadata["mtl_lib"]["mode"] == "fast"
+    banner = [c for c in nb.cells if "fast-mode-banner" in c.metadata.get("tags", [])]
+    assert banner and nb.cells.index(banner[0]) == 1 and "meaningless" in banner[0].source
     assert any("Interactive widget <code>LiveDashboard</code>" in o.get("data", {}).get("text/html", "")
                for o in _outputs(nb))
 
@@ -140,15 +145,14 @@ def test_rendered_lesson_pages_show_their_plots_in_chromium(tmp_path):
         browser = p.chromium.launch(executable_path=_chromium(), args=CHROMIUM_ARGS)
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
-            for name in ("05_multi_task_training", "07_hierarchical_classification"):
+            for name in ("05_multi_task_training", "06_sampling_and_loss_weighting",
+                         "07_hierarchical_classification"):
                 page.goto((out / "lessons" / f"{name}.html").as_uri(), wait_until="load")
                 sizes = page.locator("div.cell_output img").evaluate_all(
                     "imgs => imgs.map(i => i.complete ? i.naturalWidth : 0)")
                 assert len(sizes) >= 2 and min(sizes) > 100, f"{name}: plots not drawn: {sizes}"
                 nav = page.locator(".sidebar-tree a").all_inner_texts()
                 assert sum(1 for t in nav if t[:2].isdigit()) == len(LESSONS), "lessons in the navigation"
-                if _copy(name).metadata["mtl_lib"]["mode"] == "fast":
-                    assert page.locator(".admonition.warning", has_text="Fast-mode placeholder").is_visible()
                 page.screenshot(path=str(ARTIFACTS / f"docs_{name}.png"))
                 page.locator("div.cell_output img").first.scroll_into_view_if_needed()
                 page.screenshot(path=str(ARTIFACTS / f"docs_{name}_plot.png"))
