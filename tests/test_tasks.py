@@ -34,7 +34,7 @@ def test_snips_task_file():
     assert (intent.name, intent.task_type, slots.name, slots.task_type) == \
         ("intent", "classification", "slots", "tagging")
     assert tf.encoder == "minilm"
-    assert tf.training["epochs"] == 3 and tf.training["encoder_lr"] == pytest.approx(2e-4)
+    assert tf.training["epochs"] == 5 and tf.training["encoder_lr"] == pytest.approx(2e-4)
     assert intent.input_key == slots.input_key  # one input group: one encoder pass for both
     assert slots.metrics == ["seqeval_f1_score", "snips_f1_score", "seqeval_precision", "seqeval_recall"]
     # class_num in the file agrees with the label files once UNK/PAD are dropped
