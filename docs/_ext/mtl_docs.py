@@ -606,7 +606,7 @@ class BenchResults(_Directive):
                                     [[h] + [r[j + 1] for r in rows] for j, h in enumerate(headers)])
             else:
                 lines += list_table(["side"] + headers, rows)
-        rows = d.get("results")
+        rows = d.get("results") or d.get("rows")  # rows: bench/mixed_vs_single.py, one per task
         if isinstance(rows, list) and rows and all(isinstance(r, dict) for r in rows):
             cols = list(dict.fromkeys(k for r in rows for k in r))
             lines += list_table([escape(c) for c in cols],
@@ -616,6 +616,9 @@ class BenchResults(_Directive):
                 lines += [f".. image:: /_build/generated/{plot.name}", "   :width: 90%", ""]
         settings = {k: v for k, v in (d.get("settings") or d.get("meta") or {}).items()
                     if not isinstance(v, (dict,))}
+        if "rows" in d:  # its settings are top-level keys
+            settings |= {k: v for k, v in d.items() if k not in ("name", "command", "timestamp")
+                         and isinstance(v, (str, int, float))}
         if d.get("repeats") is not None:
             settings.setdefault("repeats", d["repeats"])
         if settings:
@@ -692,6 +695,8 @@ _BENCH_TITLES = {
     "memory": "Memory",
     "gpu": "GPU",
     "quality_per_time": "Quality per training time",
+    "mixed_vs_single": "Mixed run vs each task alone, at equal steps",
+    "mixed_vs_single_40c2f50": "Mixed vs alone before this round (commit 40c2f50; 600 steps of 16)",
 }
 
 
