@@ -89,7 +89,8 @@ def main() -> None:
            "steps": steps, "batch_size": args.batch_size, "max_length": args.max_length,
            "mixed_minutes": t_mixed / 60, "rows": rows, "machine": C.machine_info(),
            "command": "python bench/mixed_vs_single.py "
-           + ("--quick" if args.quick else f"--steps {steps} --threads {args.threads}")}
+           + ("--quick" if args.quick else f"--steps {steps} --batch-size {args.batch_size} "
+              f"--max-length {args.max_length} --threads {args.threads}")}
     if not args.quick:
         Path(args.results).parent.mkdir(parents=True, exist_ok=True)
         Path(args.results).write_text(json.dumps(out, indent=2))
