@@ -606,7 +606,12 @@ class BenchResults(_Directive):
                                     [[h] + [r[j + 1] for r in rows] for j, h in enumerate(headers)])
             else:
                 lines += list_table(["side"] + headers, rows)
-        rows = d.get("results") or d.get("rows")  # rows: bench/mixed_vs_single.py, one per task
+        rows = d.get("results")
+        if isinstance(d.get("rows"), list):  # bench/mixed_vs_single.py: one row per task, as points
+            rows = [{"task": r["task"], "metric": r["metric"], "own steps": r["steps"],
+                     "mixed": f"{100 * r['mixed']:.2f}", "alone": f"{100 * r['alone']:.2f}",
+                     "mixed − alone": f"{100 * (r['mixed'] - r['alone']):+.2f}",
+                     "alone (min)": f"{r['alone_minutes']:.1f}"} for r in d["rows"]]
         if isinstance(rows, list) and rows and all(isinstance(r, dict) for r in rows):
             cols = list(dict.fromkeys(k for r in rows for k in r))
             lines += list_table([escape(c) for c in cols],
@@ -647,8 +652,12 @@ class BenchResults(_Directive):
         return lines
 
 
-# Precision/recall and the SNIPS-named copy of seqeval's F1 would only repeat the F1 column.
-_RECIPE_SKIP = ("precision", "recall", "snips_f1_score")
+# The headline metric of each kind of task, with a short column name; the others (precision,
+# recall, the SNIPS-named copy of seqeval's F1, per-level accuracies) stay in the JSON file.
+_RECIPE_METRICS = {"classification_accuracy": "acc", "classification_f1_score": "macro-F1",
+                   "seqeval_f1_score": "F1", "sentence_accuracy": "sentence acc",
+                   "leaf_accuracy": "leaf acc", "hierarchical_f1": "hier. F1",
+                   "majority_accuracy": "majority acc", "tfidf_sgd_leaf_accuracy": "TF-IDF leaf acc"}
 
 
 def _recipe_runs(title: str, path: Path, runs: list[dict]) -> list[str]:
@@ -658,10 +667,16 @@ def _recipe_runs(title: str, path: Path, runs: list[dict]) -> list[str]:
              "held back). Times: wall time of training and its evaluations.", ""]
     for recipe in dict.fromkeys(r.get("recipe", "?") for r in runs):
         rows = [r for r in runs if r.get("recipe", "?") == recipe]
+        hierarchical = any("leaf_accuracy" in ms for r in rows for ms in r.get("dev", {}).values())
         metrics = list(dict.fromkeys(f"{t} {m}" for r in rows for t, ms in r.get("dev", {}).items()
-                                     for m in ms if not any(s in m for s in _RECIPE_SKIP)))
+                                     for m in ms if m in _RECIPE_METRICS
+                                     and not (hierarchical and m.startswith("classification_"))))
         base = list(dict.fromkeys(f"{t} {m}" for r in rows for t, ms in r.get("baselines", {}).items()
-                                  for m in ms))
+                                  for m in ms if m in _RECIPE_METRICS))
+
+        def header(key):
+            task, metric = key.split(" ", 1)
+            return escape(f"{task} {_RECIPE_METRICS[metric]}")
 
         def score(part, key, r):
             task, metric = key.split(" ", 1)
@@ -670,15 +685,16 @@ def _recipe_runs(title: str, path: Path, runs: list[dict]) -> list[str]:
 
         lines += [f".. rubric:: {escape(recipe)}", ""]
         lines += list_table(
-            ["option", "changes", "epochs", "min"] + [escape(k) for k in metrics + base],
+            ["option", "changes", "epochs", "min (threads)"] + [header(k) for k in metrics + base],
             [[escape(r.get("option", "")),
               escape(", ".join(f"{k}={v}" for k, v in (r.get("changes") or {}).items()) or "—"),
-              f"{r.get('epochs', 0):.1f}", f"{r.get('train_time_s', 0) / 60:.1f}"]
+              f"{r.get('epochs', 0):.1f}", f"{r.get('train_time_s', 0) / 60:.1f} ({r.get('threads', '?')})"]
              + [score("dev", k, r) for k in metrics] + [score("baselines", k, r) for k in base]
              for r in rows])
         first = rows[0]
-        lines += [f"{len(rows)} option(s); seed {first.get('seed')}; {first.get('threads')} torch "
-                  f"threads on {first.get('cpu_count')} cores; from {escape(str(first.get('date')))}. "
+        lines += [f"{len(rows)} option(s); seed {first.get('seed')}; {first.get('cpu_count')} cores; "
+                  "times are comparable only between rows run with 2 threads on the idle machine "
+                  "(rows with 1 thread ran while the machine was shared). "
                   f"Reproduce one row with ``python bench/recipes.py {escape(str(first.get('taskfile')))} "
                   "--option NAME:KEY=VALUE,...``.", ""]
     return lines
