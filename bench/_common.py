@@ -244,7 +244,7 @@ def finish(name: str, args, checks: list[dict], sides: dict, settings: dict,
         "checks": checks, "sides": sides, "repeats": settings.get("repeats"),
         "settings": settings, "notes": notes or [], "quick": bool(args.quick),
         "machine": machine,
-        "command": "python " + " ".join([_rel(sys.argv[0])] + sys.argv[1:]),
+        "command": "python " + " ".join([repo_relative(sys.argv[0])] + sys.argv[1:]),
         "timestamp": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
     out_dir = Path(args.results) if args.results else (None if args.quick else RESULTS_DIR)
@@ -259,11 +259,12 @@ def finish(name: str, args, checks: list[dict], sides: dict, settings: dict,
     return result
 
 
-def _rel(path: str) -> str:
+def repo_relative(path: str | Path) -> str:
+    """``path`` relative to the repository when it is inside it (results hold no machine paths)."""
     try:
         return str(Path(path).resolve().relative_to(BENCH_DIR.parent))
     except ValueError:
-        return path
+        return str(path)
 
 
 # -- models and data -----------------------------------------------------------------------

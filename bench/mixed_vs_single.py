@@ -83,9 +83,7 @@ def main() -> None:
         diff = 100 * (r["mixed"] - r["alone"])
         print(f"{r['task']:<12} {r['metric']:<26} {r['steps']:>9} {100 * r['mixed']:>7.2f}% "
               f"{100 * r['alone']:>7.2f}% {diff:>+6.2f}")
-    taskfile = Path(args.taskfile).resolve()
-    shown = taskfile.relative_to(ROOT) if taskfile.is_relative_to(ROOT) else taskfile.name  # no machine paths
-    out = {"name": "mixed_vs_single", "taskfile": str(shown), "encoder": encoder,
+    out = {"name": "mixed_vs_single", "taskfile": C.repo_relative(args.taskfile), "encoder": encoder,
            "steps": steps, "batch_size": args.batch_size, "max_length": args.max_length,
            "mixed_minutes": t_mixed / 60, "rows": rows, "machine": C.machine_info(),
            "command": "python bench/mixed_vs_single.py "

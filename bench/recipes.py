@@ -26,8 +26,6 @@ import yaml
 
 from mtl_lib import PerLevelHierarchy, TfidfSGDBaseline, Trainer, TrainerConfig, build_experiment, load_task_file
 
-ROOT = Path(__file__).resolve().parents[1]
-
 
 def parse_option(text: str) -> tuple[str, dict[str, object]]:
     """``"crf:slots.use_crf=true,training.epochs=4"`` -> ("crf", {"slots.use_crf": True, ...})."""
@@ -117,7 +115,7 @@ def main() -> None:
         return
     results = json.loads(args.results.read_text()) if args.results.exists() else {"runs": []}
     meta = {"date": time.strftime("%Y-%m-%d %H:%M:%S"), "threads": args.threads, "cpu_count": os.cpu_count(),
-            "taskfile": str(args.taskfile.relative_to(ROOT) if args.taskfile.is_absolute() else args.taskfile)}
+            "taskfile": C.repo_relative(args.taskfile)}
     results["runs"] += [{**meta, **r} for r in rows]
     args.results.write_text(json.dumps(results, indent=1))
 
