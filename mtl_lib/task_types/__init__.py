@@ -32,11 +32,8 @@ from .tagging import TaggingType
 
 __all__ = ["TASK_TYPES", "TaskType", "group_metrics", "make_head", "register_task_type", "task_type", "upgrade_v1"]
 
-TASK_TYPES: dict[str, type[TaskType]] = {
-    cls.name: cls for cls in (ClassificationType, PairClassificationType, TaggingType, MultiLabelType,
-                              HierarchicalType)
-}
-_BY_NAME = {alias.lower(): cls for cls in TASK_TYPES.values() for alias in (cls.name, *cls.aliases)}
+TASK_TYPES: dict[str, type[TaskType]] = {}
+_BY_NAME: dict[str, type[TaskType]] = {}  # every name and alias, lower-cased
 
 
 def register_task_type(cls: type[TaskType]) -> type[TaskType]:
@@ -52,6 +49,11 @@ def register_task_type(cls: type[TaskType]) -> type[TaskType]:
     TASK_TYPES[cls.name] = cls
     _BY_NAME.update({n.lower(): cls for n in (cls.name, *cls.aliases)})
     return cls
+
+
+for _cls in (ClassificationType, PairClassificationType, TaggingType, MultiLabelType, HierarchicalType):
+    register_task_type(_cls)
+del _cls
 
 
 def task_type(spec: TaskSpec) -> TaskType:
