@@ -386,19 +386,19 @@ def main(argv: list[str] | None = None) -> int:
 
     user_errors = (UserError, CheckpointError, DataFormatError, EncoderNotAvailable, TaskFileError,
                    TrainingDiverged, OSError, ValueError)
+    def one_line(text: object) -> str:  # messages written as several lines (EncoderNotAvailable's remedies)
+        return " ".join(part.strip() for part in str(text).splitlines() if part.strip())
+
     def one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:
         # a user reads "what is wrong with my data", not the library line that noticed it
-        text = " ".join(part.strip() for part in str(message).splitlines() if part.strip())
-        print(f"mtl-lib {args.command}: warning: {text}", file=sys.stderr)
+        print(f"mtl-lib {args.command}: warning: {one_line(message)}", file=sys.stderr)
 
     try:
         with warnings.catch_warnings():
             warnings.showwarning = one_line_warning
             return COMMANDS[args.command](args)
     except user_errors as err:
-        # one line, even for messages written as several (EncoderNotAvailable's list of remedies)
-        message = " ".join(part.strip() for part in str(err).splitlines() if part.strip())
-        print(f"mtl-lib {args.command}: error: {message}", file=sys.stderr)
+        print(f"mtl-lib {args.command}: error: {one_line(err)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"mtl-lib {args.command}: interrupted", file=sys.stderr)
