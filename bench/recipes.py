@@ -8,6 +8,13 @@ at the end and the wall time of each are printed side by side and appended to
 
     python bench/recipes.py examples/tasks/snips.yml --option base: --option crf:slots.use_crf=true
     python bench/recipes.py examples/tasks/snips.yml --quick    # tiny encoder, a few steps
+    python bench/recipes.py examples/tasks/mrpc.yml --plain-transformers
+
+``--plain-transformers`` adds a baseline for each one-task classification group: the
+``AutoModelForSequenceClassification`` of the same pretrained weights (its own tanh pooler
+and pretrained pooler weights included), trained on the same split for the same number of
+steps, batch size, learning rates and linear schedule by a plain PyTorch loop; the library's
+head next to the one transformers users know, in the same run.
 
 Times are only comparable between options of one run on an idle machine.
 """
@@ -17,14 +24,28 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import tempfile
 import time
 from collections import Counter
 from pathlib import Path
+from types import SimpleNamespace
 
 import _common as C  # bench/ is the script's directory, so this is importable
+import torch
 import yaml
+from torch import nn
 
-from mtl_lib import PerLevelHierarchy, TfidfSGDBaseline, Trainer, TrainerConfig, build_experiment, load_task_file
+from mtl_lib import (
+    PerLevelHierarchy,
+    TfidfSGDBaseline,
+    Trainer,
+    TrainerConfig,
+    build_experiment,
+    evaluate,
+    list_encoders,
+    load_task_file,
+)
+from mtl_lib.data import length_bucketed_batches
 
 
 def parse_option(text: str) -> tuple[str, dict[str, object]]:
@@ -61,7 +82,64 @@ def baselines(model, groups) -> dict[str, dict[str, float]]:
     return out
 
 
-def run_option(taskfile: Path, changes: dict, quick: bool, seed: int) -> dict:
+class _AsMultiTask(nn.Module):
+    """A transformers classifier behind the ``MultiTaskModel`` call signature, so that it is
+    scored by the very same ``mtl_lib.evaluate`` code as the library's model."""
+
+    def __init__(self, classifier, task: str, model) -> None:
+        super().__init__()
+        self.classifier, self.task = classifier, task
+        self.encoder, self.types = SimpleNamespace(tokenizer=model.encoder.tokenizer), model.types
+
+    def forward(self, input_ids, attention_mask, token_type_ids=None, tasks=None):
+        return {self.task: self.classifier(input_ids=input_ids, attention_mask=attention_mask,
+                                           token_type_ids=token_type_ids).logits}
+
+
+def _bucketed_epochs(lengths: list[int], batch_size: int, steps: int, seed: int) -> list[list[int]]:
+    """``steps`` batches (index lists): length-bucketed epochs one after the other, as the
+    Trainer draws them."""
+    gen, out = torch.Generator().manual_seed(seed), []
+    while len(out) < steps:
+        out += length_bucketed_batches(lengths, batch_size, gen)[:steps - len(out)]
+    return out
+
+
+def plain_transformers(model, groups, config: TrainerConfig, steps: int) -> dict[str, dict[str, float]]:
+    """``{task: {"plain_transformers_accuracy": dev accuracy}}`` for each one-task
+    classification group: ``AutoModelForSequenceClassification`` from the encoder's own weights
+    directory, trained on the same features for ``steps`` steps of length-bucketed batches with
+    the same rates, warm-up and linear decay (``_common.plain_loop``)."""
+    from transformers import AutoModelForSequenceClassification
+
+    if config.lr_schedule != "linear":
+        raise SystemExit("--plain-transformers trains with a linear schedule; the recipe's is "
+                         f"{config.lr_schedule!r}")
+    out = {}
+    with tempfile.TemporaryDirectory(prefix="mtl_recipes_") as tmp:
+        source = next((i.location for i in list_encoders() if i.name == model.encoder.name), None)
+        if source is None:  # a tiny test encoder: its weights (no pooler: transformers makes one)
+            model.encoder.model.save_pretrained(tmp)
+            model.encoder.tokenizer.save_pretrained(tmp)
+            source = tmp
+        for g in groups:
+            if len(g.tasks) != 1 or model.types[g.tasks[0].name].name not in ("classification", "pair_classification") \
+                    or not g.splits.get("dev"):
+                continue
+            spec, train = g.tasks[0], g.splits["train"]
+            torch.manual_seed(config.seed)
+            classifier = AutoModelForSequenceClassification.from_pretrained(
+                source, num_labels=spec.num_labels, local_files_only=True)
+            step = C.plain_loop(classifier, C.transformers_loss(spec.name), train, C.collator(model),
+                                torch.device("cpu"), (config.encoder_lr, config.classifier_lr),
+                                int(config.warmup_ratio * steps), steps)
+            step(_bucketed_epochs([len(f["input_ids"]) for f in train], config.batch_size, steps, config.seed))
+            dev = evaluate(_AsMultiTask(classifier, spec.name, model), [g], "dev", device="cpu")
+            out[spec.name] = {"plain_transformers_accuracy": dev[spec.name]["classification_accuracy"]}
+    return out
+
+
+def run_option(taskfile: Path, changes: dict, quick: bool, seed: int, plain: bool = False) -> dict:
     tf = load_task_file(taskfile)
     training = {**tf.training, "seed": seed, "progress": False, "output_dir": None}
     pooling = None
@@ -87,8 +165,12 @@ def run_option(taskfile: Path, changes: dict, quick: bool, seed: int) -> dict:
     history = trainer.fit()
     seconds = time.perf_counter() - start
     evals = history.eval_rows()
+    base = baselines(model, groups)
+    if plain:
+        for task, scores in plain_transformers(model, groups, config, trainer.step).items():
+            base.setdefault(task, {}).update(scores)
     return {"changes": changes, "steps": trainer.step, "epochs": trainer.step / trainer.steps_per_epoch,
-            "train_time_s": seconds, "dev": history.last_metrics(), "baselines": baselines(model, groups),
+            "train_time_s": seconds, "dev": history.last_metrics(), "baselines": base,
             "dev_curve": [{k: r[k] for k in ("step", "task", "metric", "value")} for r in evals]}
 
 
@@ -99,6 +181,8 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--quick", action="store_true", help="tiny encoder, 4 steps: a smoke test")
+    p.add_argument("--plain-transformers", action="store_true",
+                   help="also train AutoModelForSequenceClassification on each one-task classification group")
     p.add_argument("--results", type=Path, default=Path(__file__).parent / "results" / "recipes.json")
     args = p.parse_args()
     C.setup(args.threads)
@@ -106,7 +190,7 @@ def main() -> None:
     rows = []
     for name, changes in options:
         row = {"recipe": args.taskfile.stem, "option": name, "seed": args.seed, **run_option(
-            args.taskfile, changes, args.quick, args.seed)}
+            args.taskfile, changes, args.quick, args.seed, args.plain_transformers)}
         rows.append(row)
         scores = "  ".join(f"{t}.{m} {100 * v:.2f}" for part in ("dev", "baselines")
                            for t, ms in row[part].items() for m, v in ms.items())

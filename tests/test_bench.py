@@ -222,3 +222,29 @@ def test_separate_models_are_scored_like_the_joint_model():
         assert torch.equal(out["intent"], cls(**batch).logits)
         assert torch.equal(out["slots"], tok(**batch).logits)
     tmp.cleanup()
+
+
+def test_recipes_plain_transformers_baseline_trains_the_recipes_steps(monkeypatch, capsys, keep_threads):
+    # a one-task pair classification (MRPC) gets the transformers baseline, trained for exactly
+    # the recipe's steps; a tagging or multi-task group does not
+    recipes = importlib.import_module("recipes")
+    seen = []
+    real_loop = C.plain_loop
+
+    def counting_loop(*args, **kwargs):
+        train = real_loop(*args, **kwargs)
+        seen.append(args[-1])  # the schedule's total
+
+        def counted(batches):
+            batches = list(batches)
+            seen.append(len(batches))
+            train(batches)
+        return counted
+    monkeypatch.setattr(C, "plain_loop", counting_loop)
+    root = BENCH.parent / "examples" / "tasks"
+    row = recipes.run_option(root / "mrpc.yml", {}, quick=True, seed=0, plain=True)
+    assert seen == [row["steps"], row["steps"]] == [4, 4]
+    assert 0 <= row["baselines"]["paraphrase"]["plain_transformers_accuracy"] <= 1
+    seen.clear()
+    row = recipes.run_option(root / "snips.yml", {}, quick=True, seed=0, plain=True)
+    assert seen == [] and all("plain_transformers_accuracy" not in b for b in row["baselines"].values())
