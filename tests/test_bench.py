@@ -224,7 +224,7 @@ def test_separate_models_are_scored_like_the_joint_model():
     tmp.cleanup()
 
 
-def test_recipes_plain_transformers_baseline_trains_the_recipes_steps(monkeypatch, capsys, keep_threads):
+def test_recipes_plain_transformers_baseline_trains_the_recipes_steps(monkeypatch, keep_threads):
     # a one-task pair classification (MRPC) gets the transformers baseline, trained for exactly
     # the recipe's steps; a tagging or multi-task group does not
     recipes = importlib.import_module("recipes")
