@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import subprocess
 import tempfile
 import time
 from collections import Counter
@@ -174,6 +175,17 @@ def run_option(taskfile: Path, changes: dict, quick: bool, seed: int, plain: boo
             "dev_curve": [{k: r[k] for k in ("step", "task", "metric", "value")} for r in evals]}
 
 
+def _commit() -> str | None:
+    """The repository's short commit: an option's changes are relative to the task file as it
+    was then (the shipped file moves as options are kept)."""
+    try:
+        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=Path(__file__).parent,
+                             capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("taskfile", type=Path)
@@ -199,7 +211,7 @@ def main() -> None:
         return
     results = json.loads(args.results.read_text()) if args.results.exists() else {"runs": []}
     meta = {"date": time.strftime("%Y-%m-%d %H:%M:%S"), "threads": args.threads, "cpu_count": os.cpu_count(),
-            "taskfile": C.repo_relative(args.taskfile)}
+            "taskfile": C.repo_relative(args.taskfile), "commit": _commit()}
     results["runs"] += [{**meta, **r} for r in rows]
     args.results.write_text(json.dumps(results, indent=1))
 

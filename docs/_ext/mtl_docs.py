@@ -687,7 +687,7 @@ def _recipe_runs(title: str, path: Path, runs: list[dict]) -> list[str]:
         lines += [f".. rubric:: {escape(recipe)}", ""]
         lines += list_table(
             ["option", "changes", "epochs", "min (threads)"] + [header(k) for k in metrics + base],
-            [[escape(r.get("option", "")),
+            [[escape(r.get("option", "") + (f" (at {r['commit']})" if r.get("commit") else "")),
               escape(", ".join(f"{k}={v}" for k, v in (r.get("changes") or {}).items()) or "—"),
               f"{r.get('epochs', 0):.1f}", f"{r.get('train_time_s', 0) / 60:.1f} ({r.get('threads', '?')})"]
              + [score("dev", k, r) for k in metrics] + [score("baselines", k, r) for k in base]
@@ -696,6 +696,9 @@ def _recipe_runs(title: str, path: Path, runs: list[dict]) -> list[str]:
         lines += [f"{len(rows)} option(s); seed {first.get('seed')}; {first.get('cpu_count')} cores; "
                   "times are comparable only between rows run with 2 threads on the idle machine "
                   "(rows with 1 thread ran while the machine was shared). "
+                  "Each row's changes are relative to the task file as it was when the row ran (the "
+                  "file moves as options are kept; the file's own comment lists its rows in today's "
+                  "terms). "
                   f"Reproduce one row with ``python bench/recipes.py {escape(str(first.get('taskfile')))} "
                   "--option NAME:KEY=VALUE,...``.", ""]
     return lines
