@@ -31,6 +31,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
+from types import SimpleNamespace
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -368,6 +369,25 @@ def train_group(group, features: list[dict]):
     from mtl_lib.data.sources import InputGroup
 
     return InputGroup(group.name, group.tasks, splits={"train": features})
+
+
+class TransformersAsMultiTask(torch.nn.Module):
+    """transformers models, one per task, behind the ``MultiTaskModel`` call signature, so that
+    they are scored by the very same ``mtl_lib.evaluate`` code as the library's model.
+
+    ``models``: ``{task: *ForSequenceClassification / *ForTokenClassification}``; ``types``:
+    ``{task: TaskType}``, how evaluate reads each task's logits.
+    """
+
+    def __init__(self, models: dict, tokenizer, types: dict | None = None) -> None:
+        super().__init__()
+        self.models = torch.nn.ModuleDict(models)
+        self.encoder = SimpleNamespace(tokenizer=tokenizer)
+        self.types = types or {}
+
+    def forward(self, input_ids, attention_mask, token_type_ids=None, tasks=None):
+        return {task: m(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids).logits
+                for task, m in self.models.items()}
 
 
 # -- the two kinds of training side --------------------------------------------------------

@@ -29,11 +29,9 @@ from __future__ import annotations
 
 import sys
 import time
-from types import SimpleNamespace
 
 import _common as C
 import torch
-from torch import nn
 
 NAME = "quality_per_time"
 WARMUP_STEPS = 20
@@ -97,21 +95,6 @@ class PlainFineTune:
         self.used += time.perf_counter() - t0
 
 
-class TwoModels(nn.Module):
-    """The two fine-tuned models behind the ``MultiTaskModel`` call signature, so that both
-    approaches are scored by the very same ``mtl_lib.evaluate`` code."""
-
-    def __init__(self, cls, tok, tokenizer, types: dict | None = None) -> None:
-        super().__init__()
-        self.cls, self.tok = cls, tok
-        self.encoder = SimpleNamespace(tokenizer=tokenizer)
-        self.types = types or {}  # {task: TaskType}: how evaluate reads each task's logits
-
-    def forward(self, input_ids, attention_mask, token_type_ids=None, tasks=None):
-        kw = dict(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids)
-        return {"intent": self.cls(**kw).logits, "slots": self.tok(**kw).logits}
-
-
 def main(argv: list[str] | None = None) -> dict:
     p = C.parser(__doc__)
     p.add_argument("--budget", type=float, default=None,
@@ -159,7 +142,8 @@ def main(argv: list[str] | None = None) -> dict:
               flush=True)
 
     joint = evaluate(model, [group], "dev", device=device)
-    separate = evaluate(TwoModels(cls, tok, enc.tokenizer, model.types), [group], "dev", device=device)
+    separate = evaluate(C.TransformersAsMultiTask({"intent": cls, "slots": tok}, enc.tokenizer, model.types),
+                        [group], "dev", device=device)
 
     def summary(m: dict) -> dict:
         return {"intent_accuracy": m["intent"]["classification_accuracy"],

@@ -12,8 +12,8 @@ at the end and the wall time of each are printed side by side and appended to
 
 ``--plain-transformers`` adds a baseline for each one-task classification group: the
 ``AutoModelForSequenceClassification`` of the same pretrained weights (its own tanh pooler
-and pretrained pooler weights included), trained on the same split for the same number of
-steps, batch size, learning rates and linear schedule by a plain PyTorch loop; the library's
+and pretrained pooler weights included), trained by a plain PyTorch loop on the very batches
+the Trainer drew for that group, with the same learning rates and linear schedule; the library's
 head next to the one transformers users know, in the same run.
 
 Times are only comparable between options of one run on an idle machine.
@@ -29,12 +29,10 @@ import tempfile
 import time
 from collections import Counter
 from pathlib import Path
-from types import SimpleNamespace
 
 import _common as C  # bench/ is the script's directory, so this is importable
 import torch
 import yaml
-from torch import nn
 
 from mtl_lib import (
     PerLevelHierarchy,
@@ -46,7 +44,6 @@ from mtl_lib import (
     list_encoders,
     load_task_file,
 )
-from mtl_lib.data import length_bucketed_batches
 
 
 def parse_option(text: str) -> tuple[str, dict[str, object]]:
@@ -83,36 +80,14 @@ def baselines(model, groups) -> dict[str, dict[str, float]]:
     return out
 
 
-class _AsMultiTask(nn.Module):
-    """A transformers classifier behind the ``MultiTaskModel`` call signature, so that it is
-    scored by the very same ``mtl_lib.evaluate`` code as the library's model."""
-
-    def __init__(self, classifier, task: str, model) -> None:
-        super().__init__()
-        self.classifier, self.task = classifier, task
-        self.encoder, self.types = SimpleNamespace(tokenizer=model.encoder.tokenizer), model.types
-
-    def forward(self, input_ids, attention_mask, token_type_ids=None, tasks=None):
-        return {self.task: self.classifier(input_ids=input_ids, attention_mask=attention_mask,
-                                           token_type_ids=token_type_ids).logits}
-
-
-def _bucketed_epochs(lengths: list[int], batch_size: int, steps: int, seed: int) -> list[list[int]]:
-    """``steps`` batches (index lists): length-bucketed epochs one after the other, as the
-    Trainer draws them."""
-    gen, out = torch.Generator().manual_seed(seed), []
-    while len(out) < steps:
-        out += length_bucketed_batches(lengths, batch_size, gen)[:steps - len(out)]
-    return out
-
-
-def plain_transformers(model, groups, config: TrainerConfig, steps: int) -> dict[str, dict[str, float]]:
+def plain_transformers(trainer: Trainer) -> dict[str, dict[str, float]]:
     """``{task: {"plain_transformers_accuracy": dev accuracy}}`` for each one-task
     classification group: ``AutoModelForSequenceClassification`` from the encoder's own weights
-    directory, trained on the same features for ``steps`` steps of length-bucketed batches with
-    the same rates, warm-up and linear decay (``_common.plain_loop``)."""
+    directory, trained by ``_common.plain_loop`` on the very batches ``trainer`` drew for that
+    group (as many steps as the group got), with the same rates, warm-up and linear decay."""
     from transformers import AutoModelForSequenceClassification
 
+    model, config = trainer.model, trainer.config
     if config.lr_schedule != "linear":
         raise SystemExit("--plain-transformers trains with a linear schedule; the recipe's is "
                          f"{config.lr_schedule!r}")
@@ -123,7 +98,7 @@ def plain_transformers(model, groups, config: TrainerConfig, steps: int) -> dict
             model.encoder.model.save_pretrained(tmp)
             model.encoder.tokenizer.save_pretrained(tmp)
             source = tmp
-        for g in groups:
+        for i, g in enumerate(trainer.groups):
             if len(g.tasks) != 1 or model.types[g.tasks[0].name].name not in ("classification", "pair_classification") \
                     or not g.splits.get("dev"):
                 continue
@@ -131,11 +106,15 @@ def plain_transformers(model, groups, config: TrainerConfig, steps: int) -> dict
             torch.manual_seed(config.seed)
             classifier = AutoModelForSequenceClassification.from_pretrained(
                 source, num_labels=spec.num_labels, local_files_only=True)
+            epoch, pos = trainer.state_dict()["positions"][i]  # where the group's batches stopped
+            batches = [b for e in range(epoch) for b in trainer.group_batches(i, e)] \
+                + trainer.group_batches(i, epoch)[:pos]
             step = C.plain_loop(classifier, C.transformers_loss(spec.name), train, C.collator(model),
                                 torch.device("cpu"), (config.encoder_lr, config.classifier_lr),
-                                int(config.warmup_ratio * steps), steps)
-            step(_bucketed_epochs([len(f["input_ids"]) for f in train], config.batch_size, steps, config.seed))
-            dev = evaluate(_AsMultiTask(classifier, spec.name, model), [g], "dev", device="cpu")
+                                int(config.warmup_ratio * len(batches)), len(batches))
+            step(batches)
+            classifiers = C.TransformersAsMultiTask({spec.name: classifier}, model.encoder.tokenizer, model.types)
+            dev = evaluate(classifiers, [g], "dev", device="cpu")
             out[spec.name] = {"plain_transformers_accuracy": dev[spec.name]["classification_accuracy"]}
     return out
 
@@ -168,7 +147,7 @@ def run_option(taskfile: Path, changes: dict, quick: bool, seed: int, plain: boo
     evals = history.eval_rows()
     base = baselines(model, groups)
     if plain:
-        for task, scores in plain_transformers(model, groups, config, trainer.step).items():
+        for task, scores in plain_transformers(trainer).items():
             base.setdefault(task, {}).update(scores)
     return {"changes": changes, "steps": trainer.step, "epochs": trainer.step / trainer.steps_per_epoch,
             "train_time_s": seconds, "dev": history.last_metrics(), "baselines": base,

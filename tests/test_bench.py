@@ -207,17 +207,16 @@ def test_gpu_peak_table_and_flop_inputs():
 
 
 def test_separate_models_are_scored_like_the_joint_model():
-    # quality_per_time scores the two transformers models through mtl_lib.evaluate; the
+    # quality_per_time and recipes score transformers models through mtl_lib.evaluate; the
     # adapter must hand back exactly their logits
-    from quality_per_time import TwoModels
     from transformers import AutoModelForSequenceClassification, AutoModelForTokenClassification
 
     enc, weights, tmp = C.encoder_and_weights(True)
     cls = AutoModelForSequenceClassification.from_pretrained(weights, num_labels=3).eval()
     tok = AutoModelForTokenClassification.from_pretrained(weights, num_labels=5).eval()
     batch = enc.tokenizer(["book a table", "play jazz now please"], padding=True, return_tensors="pt")
-    out = TwoModels(cls, tok, enc.tokenizer)(batch["input_ids"], batch["attention_mask"],
-                                             batch["token_type_ids"])
+    out = C.TransformersAsMultiTask({"intent": cls, "slots": tok}, enc.tokenizer)(
+        batch["input_ids"], batch["attention_mask"], batch["token_type_ids"])
     with torch.no_grad():
         assert torch.equal(out["intent"], cls(**batch).logits)
         assert torch.equal(out["slots"], tok(**batch).logits)
