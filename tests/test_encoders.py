@@ -123,6 +123,23 @@ def test_pairs_use_family_template(tiny, family):
     assert torch.equal(h_none, h_seg) == (family not in SEGMENTS)
 
 
+@pytest.mark.parametrize("family", FAMILIES)
+def test_parameters_by_depth_holds_every_parameter_once_from_the_input_up(tiny, family):
+    enc = tiny[family]
+    groups = enc.parameters_by_depth()
+    flat = [id(p) for g in groups for p in g]
+    assert sorted(flat) == sorted(id(p) for p in enc.parameters())  # every one, exactly once
+    names = {id(p): n for n, p in enc.model.named_parameters()}
+    assert all("emb" in names[id(p)] for p in groups[0]) and groups[0]
+    if family == "ALBERT":  # one layer shared by all depths: embeddings, then the rest
+        assert len(groups) == 2
+        return
+    assert len(groups) == 2 + 1  # tiny encoders have 2 layers
+    for depth, group in enumerate(groups[1:]):
+        in_layer = [names[id(p)] for p in group if ".layer." in f".{names[id(p)]}"]
+        assert in_layer and all(f"layer.{depth}." in n for n in in_layer)
+
+
 def test_xlnet_pads_left_and_pools_its_cls_token(tiny):
     enc = tiny["XLNET"]
     assert enc.tokenizer.padding_side == "left" and enc.pooling == "last"

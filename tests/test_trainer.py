@@ -150,6 +150,28 @@ def test_uncertainty_weights_reach_their_optimum_in_the_trainers_optimizer(tiny_
     assert group["params"] == [trainer.weighting.log_vars]
 
 
+def test_layer_lr_decay_gives_each_encoder_depth_its_rate(tiny_snips, make_snips_model):
+    _, (snips,) = tiny_snips
+    model = make_snips_model()
+    trainer = Trainer(model, [snips], max_steps=2, encoder_lr=1e-3, layer_lr_decay=0.5,
+                      warmup_ratio=0.0, lr_schedule="constant", progress=False)
+    by_depth = model.encoder.parameters_by_depth()  # embeddings, layer 0, layer 1
+    groups = trainer.optimizer.param_groups
+    assert [g["name"] for g in groups] == ["encoder", "encoder.depth1", "encoder.depth0", "heads"]
+    assert [g["lr"] for g in groups] == pytest.approx([1e-3, 5e-4, 2.5e-4, trainer.config.classifier_lr])
+    assert groups[0]["params"] == by_depth[2] and groups[2]["params"] == by_depth[0]
+    # each group moves at its own rate: Adam's first step is about lr * sign(grad) per weight
+    before = [p.detach().clone() for p in by_depth[0] + by_depth[2]]
+    trainer.fit()
+    plain = Trainer(make_snips_model(), [snips], max_steps=2, encoder_lr=1e-3, progress=False)
+    assert [g["name"] for g in plain.optimizer.param_groups] == ["encoder", "heads"]
+    moved = [(p - b).abs().max().item() for p, b in zip(by_depth[0] + by_depth[2], before)]
+    n0 = len(by_depth[0])
+    assert max(moved[:n0]) < max(moved[n0:])  # embeddings (rate / 4) move less than the top layer
+    with pytest.raises(ValueError, match=r"layer_lr_decay must be a number \(0, 1\]"):
+        TrainerConfig(layer_lr_decay=1.5)
+
+
 def test_dwa_weights_by_hand_after_two_windows():
     w = DWAWeighting(["a", "b"], temperature=2.0, window=2)
     w.update({"a": 1.0, "b": 4.0})

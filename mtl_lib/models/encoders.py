@@ -20,6 +20,7 @@ random, on purpose, for tests and the fast notebook mode. Taught in ``notebooks/
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import torch
@@ -174,6 +175,35 @@ class Encoder(nn.Module):
         return self.tokenizer(texts, text_pair=text_pair, is_split_into_words=is_split_into_words,
                               truncation=True, max_length=max_length,
                               return_token_type_ids=self.segments)
+
+    def parameters_by_depth(self) -> list[list[nn.Parameter]]:
+        """The encoder's parameters grouped from the input up, for layer-wise learning rates.
+
+        Group 0 holds the embeddings, group ``i + 1`` transformer layer ``i``; everything else
+        (a final layer norm, the tanh pooler) joins the top layer's group. The layers are found by
+        their parameter names (``...layer.<i>....``: BERT, RoBERTa, DistilBERT, XLNet); ALBERT's
+        one layer is shared by every depth, so it gets two groups: embeddings and the rest.
+
+        Returns
+        -------
+        list of list of nn.Parameter
+            Every parameter exactly once, ``len == number of layers + 1``.
+        """
+        embeddings, layers, rest = [], {}, []
+        for name, param in self.model.named_parameters():
+            found = re.search(r"(?:^|\.)layer\.(\d+)\.", name)
+            if found:
+                layers.setdefault(int(found.group(1)), []).append(param)
+            elif "emb" in name:  # embeddings.*, XLNet's word_embedding and mask_emb
+                embeddings.append(param)
+            else:
+                rest.append(param)
+        groups = [embeddings] + [layers[i] for i in sorted(layers)]
+        if layers:
+            groups[-1] = groups[-1] + rest
+        else:
+            groups.append(rest)
+        return groups
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())

@@ -49,6 +49,8 @@ __all__ = ["FORMAT", "MultiTaskModel", "load_model", "save_model"]
 VERSION = 2  # 2: hierarchical labels are paths (lists); 1 wrote them as "top > leaf" strings
 
 
+_HEAD_SHAPING = ("use_crf", "sentence_context")  # task options whose change alters the head's layers
+
 class MultiTaskModel(nn.Module):
     """A shared ``Encoder`` under a ``ModuleDict`` of task heads.
 
@@ -140,7 +142,8 @@ class MultiTaskModel(nn.Module):
         """How this model's tasks differ from those of a checkpoint's ``config.json``.
 
         Compares task names, task types, label lists (in order: a label's index is its class id,
-        so a reordered label file changes what the weights mean) and, when given, the
+        so a reordered label file changes what the weights mean), the options that shape a head
+        (``use_crf``, ``sentence_context``) and, when given, the
         ``max_length`` of the checkpoint's training options. An empty list means they match.
         """
         saved = {t.get("name"): t for t in config.get("tasks") or [] if isinstance(t, dict)}
@@ -160,6 +163,11 @@ class MultiTaskModel(nn.Module):
             elif old != new:
                 i = next(i for i, (a, b) in enumerate(zip(old, new)) if a != b)
                 out.append(f"task {name!r}: label {i} is {old[i]!r} in the checkpoint, {new[i]!r} now")
+            for key in _HEAD_SHAPING:  # options that change the head's layers
+                was, now = bool(saved[name].get(key, False)), bool(getattr(self.tasks[name], key))
+                if was != now:
+                    out.append(f"task {name!r}: {key} is {str(was).lower()} in the checkpoint, "
+                               f"{str(now).lower()} now")
         saved_length = (config.get("training") or {}).get("max_length")
         if max_length is not None and saved_length is not None and saved_length != max_length:
             out.append(f"max_length is {saved_length} in the checkpoint, {max_length} now")

@@ -57,7 +57,8 @@ class TaggingType(TaskType):
 
     def build_head(self, hidden_size: int) -> nn.Module:
         head = CRFTaggingHead if self.spec.use_crf else TaggingHead
-        return head(hidden_size, self.spec.num_labels, dropout=self.spec.dropout_prob)
+        return head(hidden_size, self.spec.num_labels, dropout=self.spec.dropout_prob,
+                    sentence_context=self.spec.sentence_context)
 
     def bind(self, head: nn.Module) -> None:
         self.crf = getattr(head, "crf", None)

@@ -32,6 +32,7 @@ class TrainerConfig:
 
     encoder_lr: float = 5e-5
     classifier_lr: float = 1e-3
+    layer_lr_decay: float = 1.0  # below 1: each encoder layer's rate is this times the one above's
     weight_decay: float = 0.01
     batch_size: int = 32
     epochs: float = 3.0
@@ -91,7 +92,8 @@ class TrainerConfig:
 
 
 _RULES: dict[str, str | tuple] = {
-    "encoder_lr": "> 0", "classifier_lr": "> 0", "weight_decay": ">= 0", "batch_size": ">= 1",
+    "encoder_lr": "> 0", "classifier_lr": "> 0", "layer_lr_decay": "(0, 1]", "weight_decay": ">= 0",
+    "batch_size": ">= 1",
     "epochs": "> 0", "max_steps": ">= 1", "warmup_ratio": "[0, 1)", "max_grad_norm": ">= 0",
     "grad_accum_steps": ">= 1", "max_length": ">= 1", "sampler": SAMPLER_NAMES, "temperature": "> 0",
     "weighting": WEIGHTING_NAMES, "lr_schedule": ("linear", "constant"), "weighting_lr": "> 0",
