@@ -172,6 +172,23 @@ def test_layer_lr_decay_gives_each_encoder_depth_its_rate(tiny_snips, make_snips
         TrainerConfig(layer_lr_decay=1.5)
 
 
+def test_resume_refuses_a_changed_layer_lr_decay_and_takes_the_same_one(tiny_snips, make_snips_model, tmp_path):
+    from mtl_lib.training.checkpoint import CheckpointError
+
+    _, (snips,) = tiny_snips
+    options = dict(max_steps=2, save_every=2, progress=False, output_dir=str(tmp_path))
+    Trainer(make_snips_model(), [snips], layer_lr_decay=0.5, **options).fit()
+    changed = Trainer(make_snips_model(), [snips], **{**options, "max_steps": 3})
+    with pytest.raises(CheckpointError, match="parameter groups differ: encoder, encoder.depth1, encoder.depth0, "
+                                              "heads in the checkpoint, encoder, heads now"):
+        changed.fit(resume_from=tmp_path / "last")
+    assert changed.step == 0
+    same = Trainer(make_snips_model(), [snips], layer_lr_decay=0.5, **{**options, "max_steps": 3})
+    same.fit(resume_from=tmp_path / "last")
+    assert same.step == 3
+    assert same.optimizer.param_groups[2]["initial_lr"] == pytest.approx(0.25 * same.config.encoder_lr)
+
+
 def test_dwa_weights_by_hand_after_two_windows():
     w = DWAWeighting(["a", "b"], temperature=2.0, window=2)
     w.update({"a": 1.0, "b": 4.0})

@@ -149,8 +149,17 @@ def _trainer_state(st: Any, where: Path) -> dict[str, Any]:
 
 
 def _check_optimizer_state(optimizer: torch.optim.Optimizer, state: dict[str, Any], where: Path) -> None:
-    """Every saved per-parameter tensor (AdamW's moments) must have its parameter's shape;
-    ``load_state_dict`` does not check this, and the first step would fail instead."""
+    """The saved parameter groups must be this optimiser's (the training options that split
+    them, ``layer_lr_decay`` and a learned ``weighting``, unchanged), and every saved
+    per-parameter tensor (AdamW's moments) must have its parameter's shape; ``load_state_dict``
+    does not check this, and the first step would fail instead."""
+    saved = [g.get("name") for g in state["param_groups"]]
+    now = [g.get("name") for g in optimizer.param_groups]
+    if None not in saved and saved != now:  # (a group without a name: written before groups had one)
+        raise CheckpointError(
+            f"{where}: cannot resume, the optimiser's parameter groups differ: {', '.join(map(str, saved))} "
+            f"in the checkpoint, {', '.join(map(str, now))} now (were layer_lr_decay or weighting "
+            "changed? resume with the checkpoint's training options, or start a new run)")
     params = [p for group in optimizer.param_groups for p in group["params"]]
     for idx, entries in state["state"].items():
         if not 0 <= idx < len(params):
