@@ -141,8 +141,8 @@ class TaggingHead(LinearHead):
         As :class:`LinearHead`.
     sentence_context : bool
         Each token's scores also read the pooled sentence vector: the linear layer sees
-        ``[h_t ; pooled]`` (2H), so a tag can depend on what the whole input is about (in SNIPS,
-        a name is a ``playlist`` when adding to one and an ``album`` when playing it).
+        ``[h_t ; pooled]`` (2H), so a tag can depend on what the whole input is about (in SNIPS
+        the same title can be a ``playlist``, an ``album`` or an ``object_name``, by intent).
     """
 
     level: ClassVar[str] = "token"

@@ -51,6 +51,7 @@ VERSION = 2  # 2: hierarchical labels are paths (lists); 1 wrote them as "top > 
 
 _HEAD_SHAPING = ("use_crf", "sentence_context")  # task options whose change alters the head's layers
 
+
 class MultiTaskModel(nn.Module):
     """A shared ``Encoder`` under a ``ModuleDict`` of task heads.
 
