@@ -123,37 +123,3 @@ def test_make_head_errors_and_attributes():
     assert (head.hidden_size, head.num_labels) == (H, C)
     assert isinstance(head.dropout, nn.Dropout) and head.dropout.p == 0.25
     assert "level='sequence'" in repr(head)
-
-
-def test_tagging_with_sentence_context_reads_each_token_and_the_pooled_vector(encoder_outputs):
-    hidden, pooled, _ = encoder_outputs
-    tagger = TaggingHead(H, C, sentence_context=True).eval()
-    W, b = tagger.linear.weight, tagger.linear.bias  # (C, 2H), (C,)
-    assert W.shape == (C, 2 * H)
-    by_hand = hidden @ W[:, :H].T + (pooled @ W[:, H:].T).unsqueeze(1) + b  # (B, T, C)
-    torch.testing.assert_close(tagger(hidden, pooled), by_hand)
-    assert not torch.allclose(tagger(hidden, pooled + 1.0), tagger(hidden, pooled))
-
-
-def test_sentence_context_is_a_tagging_option_that_checkpoints_keep(tiny_snips, tmp_path):
-    import copy
-
-    from mtl_lib.models.multitask import MultiTaskModel
-    from mtl_lib.task_types import task_type
-    from mtl_lib.tasks.spec import TaskFileError, TaskSpec
-
-    with pytest.raises(TaskFileError, match="sentence_context applies to tagging tasks, not to classification"):
-        task_type(TaskSpec(name="intent", task_type="classification", sentence_context=True))
-    enc, (snips,) = tiny_snips
-    specs = [copy.deepcopy(t) for t in snips.tasks]
-    for spec in specs:
-        spec.sentence_context = spec.name == "slots"
-    model = MultiTaskModel.from_tasks(copy.deepcopy(enc), specs).eval()
-    assert model.heads["slots"].linear.in_features == 2 * enc.hidden_size
-    model.save_pretrained(tmp_path / "ckpt")
-    loaded = MultiTaskModel.from_pretrained(tmp_path / "ckpt").eval()
-    assert loaded.heads["slots"].sentence_context and not loaded.heads["intent"].__dict__.get("sentence_context")
-    ids = torch.tensor([snips.splits["dev"][0]["input_ids"]])
-    mask = torch.ones_like(ids)
-    with torch.no_grad():
-        torch.testing.assert_close(loaded(ids, mask)["slots"], model(ids, mask)["slots"])

@@ -160,17 +160,16 @@ def test_schema_differences_compare_names_types_labels_and_max_length(base_run):
     assert model.schema_differences(config, 128) == []
     config["tasks"][0]["task_type"] = "multilabel"
     config["tasks"][1]["labels"] = config["tasks"][1]["labels"][:-1]
-    config["tasks"][1]["sentence_context"] = True
+    config["tasks"][1]["use_crf"] = True
     gone = model.tasks["slots"].labels[-1]
     assert model.schema_differences(config, 64) == [
         "task 'intent': type 'multilabel' in the checkpoint, 'classification' now",
         f"task 'slots': {len(model.tasks['slots'].labels) - 1} labels in the checkpoint, "
         f"{len(model.tasks['slots'].labels)} now (new {gone!r})",
-        "task 'slots': sentence_context is true in the checkpoint, false now",
+        "task 'slots': use_crf is true in the checkpoint, false now",
         "max_length is 128 in the checkpoint, 64 now"]
-    del config["tasks"][1]["sentence_context"]  # a checkpoint from before the option: false
-    config["tasks"][1]["use_crf"] = True
-    assert model.schema_differences(config)[-1] == "task 'slots': use_crf is true in the checkpoint, false now"
+    del config["tasks"][1]["use_crf"]  # a checkpoint that does not say has no CRF
+    assert not any("use_crf" in d for d in model.schema_differences(config, 128))
 
 
 # --------------------------------------------------------------------------- item 3: user files

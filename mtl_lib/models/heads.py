@@ -23,7 +23,6 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-import torch
 from torch import Tensor, nn
 
 from .crf import CRF
@@ -134,32 +133,12 @@ class TaggingHead(LinearHead):
 
     Every token gets scores, including padding and continuation sub-tokens; the loss
     (``NERLoss``) counts only word-start tokens, whose labels are not -100.
-
-    Parameters
-    ----------
-    hidden_size, num_labels, dropout
-        As :class:`LinearHead`.
-    sentence_context : bool
-        Each token's scores also read the pooled sentence vector: the linear layer sees
-        ``[h_t ; pooled]`` (2H), so a tag can depend on what the whole input is about (in SNIPS
-        the same title can be a ``playlist``, an ``album`` or an ``object_name``, by intent).
     """
 
     level: ClassVar[str] = "token"
 
-    def __init__(self, hidden_size: int, num_labels: int, dropout: float = 0.1,
-                 sentence_context: bool = False) -> None:
-        super().__init__(hidden_size, num_labels, dropout)
-        self.sentence_context = sentence_context
-        if sentence_context:
-            self.linear = nn.Linear(2 * hidden_size, num_labels)
-            nn.init.normal_(self.linear.weight, mean=0.0, std=INIT_STD)
-            nn.init.zeros_(self.linear.bias)
-
     def select(self, hidden: Tensor, pooled: Tensor) -> Tensor:
-        if not self.sentence_context:
-            return hidden  # (B, T, H)
-        return torch.cat([hidden, pooled.unsqueeze(1).expand_as(hidden)], dim=-1)  # (B, T, 2H)
+        return hidden  # (B, T, H)
 
 
 class CRFTaggingHead(TaggingHead):
@@ -167,7 +146,6 @@ class CRFTaggingHead(TaggingHead):
     read as CRF emissions, plus learned tag-transition scores (``self.crf``). See
     :mod:`mtl_lib.models.crf`; its loss is :class:`~mtl_lib.models.losses.CRFLoss`."""
 
-    def __init__(self, hidden_size: int, num_labels: int, dropout: float = 0.1,
-                 sentence_context: bool = False) -> None:
-        super().__init__(hidden_size, num_labels, dropout, sentence_context)
+    def __init__(self, hidden_size: int, num_labels: int, dropout: float = 0.1) -> None:
+        super().__init__(hidden_size, num_labels, dropout)
         self.crf = CRF(num_labels)

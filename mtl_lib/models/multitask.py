@@ -49,7 +49,7 @@ __all__ = ["FORMAT", "MultiTaskModel", "load_model", "save_model"]
 VERSION = 2  # 2: hierarchical labels are paths (lists); 1 wrote them as "top > leaf" strings
 
 
-_HEAD_SHAPING = ("use_crf", "sentence_context")  # task options whose change alters the head's layers
+_HEAD_SHAPING = ("use_crf",)  # task options whose change alters the head's layers
 
 
 class MultiTaskModel(nn.Module):
@@ -144,7 +144,7 @@ class MultiTaskModel(nn.Module):
 
         Compares task names, task types, label lists (in order: a label's index is its class id,
         so a reordered label file changes what the weights mean), the options that shape a head
-        (``use_crf``, ``sentence_context``) and, when given, the
+        (``use_crf``) and, when given, the
         ``max_length`` of the checkpoint's training options. An empty list means they match.
         """
         saved = {t.get("name"): t for t in config.get("tasks") or [] if isinstance(t, dict)}

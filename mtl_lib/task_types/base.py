@@ -108,8 +108,6 @@ class TaskType:
         if spec.class_weighting != "uniform" and not cls.weighted:
             raise TaskFileError(f"{where}: class_weighting applies to classification-like tasks, "
                                 f"not to {cls.name}")
-        if spec.sentence_context and cls.head.level != "token":
-            raise TaskFileError(f"{where}: sentence_context applies to tagging tasks, not to {cls.name}")
 
     @classmethod
     def complete_loss(cls, spec: TaskSpec) -> None:

@@ -57,8 +57,7 @@ class TaggingType(TaskType):
 
     def build_head(self, hidden_size: int) -> nn.Module:
         head = CRFTaggingHead if self.spec.use_crf else TaggingHead
-        return head(hidden_size, self.spec.num_labels, dropout=self.spec.dropout_prob,
-                    sentence_context=self.spec.sentence_context)
+        return head(hidden_size, self.spec.num_labels, dropout=self.spec.dropout_prob)
 
     def bind(self, head: nn.Module) -> None:
         self.crf = getattr(head, "crf", None)

@@ -94,9 +94,6 @@ class TaskSpec:
     use_crf : bool
         Tagging tasks: a CRF on top of the head (learned tag transitions), trained with the
         CRF likelihood (``loss_type`` CRFLoss) and decoded by Viterbi (JointBERT's ``use_crf``).
-    sentence_context : bool
-        Tagging tasks: each token's tag scores also read the pooled sentence vector (the
-        task's ``pooling``), so a tag can depend on the whole input.
     task_dir : str
         The folder of the task file the task came from (set when it is read, saved with
         checkpoints), so relative paths mean the same from any working directory.
@@ -128,7 +125,6 @@ class TaskSpec:
     file_names: list[str] = field(default_factory=list)
     tag_decoding: str = "bio"
     use_crf: bool = False
-    sentence_context: bool = False
     pooling: str = ""
     task_dir: str = ""
 
