@@ -44,6 +44,7 @@ from mtl_lib import (
     list_encoders,
     load_task_file,
 )
+from mtl_lib.experiment import resolve_encoder
 
 
 def parse_option(text: str) -> tuple[str, dict[str, object]]:
@@ -77,6 +78,42 @@ def baselines(model, groups) -> dict[str, dict[str, float]]:
                 texts = lambda rows: [{"text": " ".join(r["words"]), "path": gold} for r, gold in rows]  # noqa: E731
                 tfidf = TfidfSGDBaseline(hierarchy=PerLevelHierarchy.from_paths(spec.labels)).fit(texts(train))
                 out[spec.name]["tfidf_sgd_leaf_accuracy"] = tfidf.test(texts(dev))["leaf_accuracy"]
+    return out
+
+
+def frozen_embeddings(model, groups) -> dict[str, dict[str, float]]:
+    """``{task: {"frozen_embeddings_accuracy": dev accuracy}}`` for each pair classification
+    task: logistic regression on ``[u, v, |u - v|, u * v]`` (Sentence-BERT's features) of the
+    *pretrained* encoder's mean-pooled embeddings of each sentence on its own, the bi-encoder use
+    that all-MiniLM-L6-v2 was trained for. How much the encoder knows about pairs before fine-tuning."""
+    from sklearn.linear_model import LogisticRegression
+
+    encoder = resolve_encoder(model.encoder.name).eval()  # fresh weights, not the fine-tuned ones
+
+    @torch.no_grad()
+    def embed(sentences: list[list[str]]) -> torch.Tensor:  # (N, H)
+        out = []
+        for i in range(0, len(sentences), 64):
+            batch = encoder.tokenizer(sentences[i:i + 64], is_split_into_words=True, truncation=True,
+                                      max_length=128, padding=True, return_tensors="pt")
+            hidden, _ = encoder(batch["input_ids"], batch["attention_mask"])  # (B, T, H)
+            out.append(encoder.pool(hidden, batch["attention_mask"], "mean"))
+        return torch.cat(out)
+
+    def features(rows: list[dict]) -> torch.Tensor:  # (N, 4H)
+        u, v = embed([r["words"] for r in rows]), embed([r["words_b"] for r in rows])
+        return torch.cat([u, v, (u - v).abs(), u * v], dim=-1)
+
+    out = {}
+    for g in groups:
+        for spec in g.tasks:
+            tt = model.types[spec.name]
+            if tt.name != "pair_classification" or not g.records.get("dev"):
+                continue
+            train, dev = ([r for r in g.records[s] if tt.gold(r) is not None] for s in ("train", "dev"))
+            classifier = LogisticRegression(max_iter=2000).fit(features(train).numpy(), [tt.gold(r) for r in train])
+            accuracy = classifier.score(features(dev).numpy(), [tt.gold(r) for r in dev])
+            out[spec.name] = {"frozen_embeddings_accuracy": float(accuracy)}
     return out
 
 
@@ -119,7 +156,8 @@ def plain_transformers(trainer: Trainer) -> dict[str, dict[str, float]]:
     return out
 
 
-def run_option(taskfile: Path, changes: dict, quick: bool, seed: int, plain: bool = False) -> dict:
+def run_option(taskfile: Path, changes: dict, quick: bool, seed: int, plain: bool = False,
+               frozen: bool = False) -> dict:
     tf = load_task_file(taskfile)
     training = {**tf.training, "seed": seed, "progress": False, "output_dir": None}
     pooling = None
@@ -149,6 +187,9 @@ def run_option(taskfile: Path, changes: dict, quick: bool, seed: int, plain: boo
     if plain:
         for task, scores in plain_transformers(trainer).items():
             base.setdefault(task, {}).update(scores)
+    if frozen:
+        for task, scores in frozen_embeddings(model, groups).items():
+            base.setdefault(task, {}).update(scores)
     return {"changes": changes, "steps": trainer.step, "epochs": trainer.step / trainer.steps_per_epoch,
             "train_time_s": seconds, "dev": history.last_metrics(), "baselines": base,
             "dev_curve": [{k: r[k] for k in ("step", "task", "metric", "value")} for r in evals]}
@@ -174,6 +215,9 @@ def main() -> None:
     p.add_argument("--quick", action="store_true", help="tiny encoder, 4 steps: a smoke test")
     p.add_argument("--plain-transformers", action="store_true",
                    help="also train AutoModelForSequenceClassification on each one-task classification group")
+    p.add_argument("--frozen-embeddings", action="store_true",
+                   help="also score logistic regression on the pretrained encoder's sentence "
+                        "embeddings, for each pair classification task")
     p.add_argument("--results", type=Path, default=Path(__file__).parent / "results" / "recipes.json")
     args = p.parse_args()
     C.setup(args.threads)
@@ -181,7 +225,7 @@ def main() -> None:
     rows = []
     for name, changes in options:
         row = {"recipe": args.taskfile.stem, "option": name, "seed": args.seed, **run_option(
-            args.taskfile, changes, args.quick, args.seed, args.plain_transformers)}
+            args.taskfile, changes, args.quick, args.seed, args.plain_transformers, args.frozen_embeddings)}
         rows.append(row)
         scores = "  ".join(f"{t}.{m} {100 * v:.2f}" for part in ("dev", "baselines")
                            for t, ms in row[part].items() for m, v in ms.items())

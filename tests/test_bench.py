@@ -241,9 +241,10 @@ def test_recipes_plain_transformers_baseline_trains_the_recipes_steps(monkeypatc
         return counted
     monkeypatch.setattr(C, "plain_loop", counting_loop)
     root = BENCH.parent / "examples" / "tasks"
-    row = recipes.run_option(root / "mrpc.yml", {}, quick=True, seed=0, plain=True)
+    row = recipes.run_option(root / "mrpc.yml", {}, quick=True, seed=0, plain=True, frozen=True)
     assert seen == [row["steps"], row["steps"]] == [4, 4]
     assert 0 <= row["baselines"]["paraphrase"]["plain_transformers_accuracy"] <= 1
+    assert 0 <= row["baselines"]["paraphrase"]["frozen_embeddings_accuracy"] <= 1
     seen.clear()
     row = recipes.run_option(root / "snips.yml", {}, quick=True, seed=0, plain=True)
     assert seen == [] and all("plain_transformers_accuracy" not in b for b in row["baselines"].values())

@@ -658,7 +658,8 @@ _RECIPE_METRICS = {"classification_accuracy": "acc", "classification_f1_score": 
                    "seqeval_f1_score": "F1", "sentence_accuracy": "sentence acc",
                    "leaf_accuracy": "leaf acc", "hierarchical_f1": "hier. F1",
                    "majority_accuracy": "majority acc", "tfidf_sgd_leaf_accuracy": "TF-IDF leaf acc",
-                   "plain_transformers_accuracy": "plain transformers acc"}
+                   "plain_transformers_accuracy": "plain transformers acc",
+                   "frozen_embeddings_accuracy": "frozen embeddings acc"}
 
 
 def _recipe_runs(title: str, path: Path, runs: list[dict]) -> list[str]:
