@@ -149,17 +149,19 @@ def _trainer_state(st: Any, where: Path) -> dict[str, Any]:
 
 
 def _check_optimizer_state(optimizer: torch.optim.Optimizer, state: dict[str, Any], where: Path) -> None:
-    """The saved parameter groups must be this optimiser's (the training options that split
-    them, ``layer_lr_decay`` and a learned ``weighting``, unchanged), and every saved
-    per-parameter tensor (AdamW's moments) must have its parameter's shape; ``load_state_dict``
-    does not check this, and the first step would fail instead."""
-    saved = [g.get("name") for g in state["param_groups"]]
-    now = [g.get("name") for g in optimizer.param_groups]
-    if None not in saved and saved != now:  # (a group without a name: written before groups had one)
+    """The saved parameter groups must be this optimiser's (the options that shape them,
+    ``layer_lr_decay``, ``freeze_embeddings`` and a learned ``weighting``, unchanged), and every
+    saved per-parameter tensor (AdamW's moments) must have its parameter's shape;
+    ``load_state_dict`` does not check this, and the first step would fail instead."""
+    saved = [(g.get("name"), len(g["params"])) for g in state["param_groups"]]
+    now = [(g.get("name"), len(g["params"])) for g in optimizer.param_groups]
+    if saved != now and all(name is not None for name, _ in saved):  # (unnamed: before groups had names)
+        def listed(groups):
+            return ", ".join(f"{name} ({n} tensors)" for name, n in groups)
         raise CheckpointError(
-            f"{where}: cannot resume, the optimiser's parameter groups differ: {', '.join(map(str, saved))} "
-            f"in the checkpoint, {', '.join(map(str, now))} now (were layer_lr_decay or weighting "
-            "changed? resume with the checkpoint's training options, or start a new run)")
+            f"{where}: cannot resume, the optimiser's parameter groups differ: {listed(saved)} in the "
+            f"checkpoint, {listed(now)} now (were layer_lr_decay, freeze_embeddings or weighting changed? "
+            "resume with the checkpoint's training options, or start a new run)")
     params = [p for group in optimizer.param_groups for p in group["params"]]
     for idx, entries in state["state"].items():
         if not 0 <= idx < len(params):
