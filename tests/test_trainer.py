@@ -184,36 +184,11 @@ def test_resume_refuses_a_changed_layer_lr_decay_and_takes_the_same_one(tiny_sni
                        r"encoder \(37 tensors\), heads \(4 tensors\) now"):
         changed.fit(resume_from=tmp_path / "last")
     assert changed.step == 0
-    frozen = Trainer(make_snips_model(), [snips], layer_lr_decay=0.5, freeze_embeddings=True,
-                     **{**options, "max_steps": 3})
-    with pytest.raises(CheckpointError, match=r"heads \(4 tensors\) in the checkpoint, encoder \(16 tensors\), "
-                       r"encoder.depth1 \(16 tensors\), heads \(4 tensors\) now"):
-        frozen.fit(resume_from=tmp_path / "last")
+
     same = Trainer(make_snips_model(), [snips], layer_lr_decay=0.5, **{**options, "max_steps": 3})
     same.fit(resume_from=tmp_path / "last")
     assert same.step == 3
     assert same.optimizer.param_groups[2]["initial_lr"] == pytest.approx(0.25 * same.config.encoder_lr)
-
-
-def test_freeze_embeddings_keeps_them_pretrained_and_out_of_the_optimiser(tiny_snips, make_snips_model):
-    _, (snips,) = tiny_snips
-    model = make_snips_model()
-    embeddings, *layers = model.encoder.parameters_by_depth()
-    before = [p.detach().clone() for p in embeddings + layers[-1]]
-    trainer = Trainer(model, [snips], max_steps=3, freeze_embeddings=True, progress=False)
-    in_optimizer = {id(p) for g in trainer.optimizer.param_groups for p in g["params"]}
-    assert not in_optimizer & {id(p) for p in embeddings}
-    assert {id(p) for p in layers[-1]} <= in_optimizer
-    trainer.fit()
-    after = [p.detach() for p in embeddings + layers[-1]]
-    n = len(embeddings)
-    assert all(torch.equal(a, b) for a, b in zip(after[:n], before[:n]))  # embeddings untouched
-    assert not all(torch.equal(a, b) for a, b in zip(after[n:], before[n:]))  # the top layer trained
-    assert all(p.grad is None for p in embeddings)
-    # the option is the authority: a trainer without it trains the same model's embeddings again
-    again = Trainer(model, [snips], max_steps=1, progress=False)
-    assert all(p.requires_grad for p in embeddings)
-    assert {id(p) for p in embeddings} <= {id(p) for g in again.optimizer.param_groups for p in g["params"]}
 
 
 def test_dwa_weights_by_hand_after_two_windows():

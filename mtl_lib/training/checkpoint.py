@@ -150,7 +150,7 @@ def _trainer_state(st: Any, where: Path) -> dict[str, Any]:
 
 def _check_optimizer_state(optimizer: torch.optim.Optimizer, state: dict[str, Any], where: Path) -> None:
     """The saved parameter groups must be this optimiser's (the options that shape them,
-    ``layer_lr_decay``, ``freeze_embeddings`` and a learned ``weighting``, unchanged), and every
+    ``layer_lr_decay`` and a learned ``weighting``, unchanged), and every
     saved per-parameter tensor (AdamW's moments) must have its parameter's shape;
     ``load_state_dict`` does not check this, and the first step would fail instead."""
     saved = [(g.get("name"), len(g["params"])) for g in state["param_groups"]]
@@ -160,7 +160,7 @@ def _check_optimizer_state(optimizer: torch.optim.Optimizer, state: dict[str, An
             return ", ".join(f"{name} ({n} tensors)" for name, n in groups)
         raise CheckpointError(
             f"{where}: cannot resume, the optimiser's parameter groups differ: {listed(saved)} in the "
-            f"checkpoint, {listed(now)} now (were layer_lr_decay, freeze_embeddings or weighting changed? "
+            f"checkpoint, {listed(now)} now (were layer_lr_decay or weighting changed? "
             "resume with the checkpoint's training options, or start a new run)")
     params = [p for group in optimizer.param_groups for p in group["params"]]
     for idx, entries in state["state"].items():

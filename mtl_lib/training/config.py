@@ -33,7 +33,6 @@ class TrainerConfig:
     encoder_lr: float = 5e-5
     classifier_lr: float = 1e-3
     layer_lr_decay: float = 1.0  # below 1: each encoder layer's rate is this times the one above's
-    freeze_embeddings: bool = False  # the encoder's embeddings stay as pretrained (no gradient)
     weight_decay: float = 0.01
     batch_size: int = 32
     epochs: float = 3.0

@@ -98,9 +98,6 @@ class Trainer:
         self.model.set_class_weights({t.name: model.types[t.name].class_weights(g.splits["train"])
                                       for g in self.groups for t in g.tasks})
         self.model.to(self.device)
-        # frozen embeddings get no gradient and no optimiser state (set before DDP wraps the model)
-        for p in self.model.encoder.parameters_by_depth()[0]:
-            p.requires_grad_(not c.freeze_embeddings)
         self._train_model = self.dist.wrap(self.model)
         groups = self._encoder_groups() + [
             {"params": self.model.parameter_groups()[1], "lr": c.classifier_lr, "name": "heads"}]
@@ -135,14 +132,12 @@ class Trainer:
         general features, so fine-tuning moves them least."""
         c = self.config
         if c.layer_lr_decay == 1.0:
-            params = [p for p in self.model.parameter_groups()[0] if p.requires_grad]
-            return [{"params": params, "lr": c.encoder_lr, "name": "encoder"}]
-        by_depth = [[p for p in ps if p.requires_grad] for ps in self.model.encoder.parameters_by_depth()]
+            return [{"params": self.model.parameter_groups()[0], "lr": c.encoder_lr, "name": "encoder"}]
+        by_depth = self.model.encoder.parameters_by_depth()
         top = len(by_depth) - 1
         # the top group first: the log reports param_groups[0]'s rate as the encoder's
         return [{"params": by_depth[d], "lr": c.encoder_lr * c.layer_lr_decay ** (top - d),
-                 "name": "encoder" if d == top else f"encoder.depth{d}"} for d in range(top, -1, -1)
-                if by_depth[d]]
+                 "name": "encoder" if d == top else f"encoder.depth{d}"} for d in range(top, -1, -1)]
 
     # -- the loop ------------------------------------------------------------------------------
     def fit(self, resume_from: str | Path | None = None) -> History:
