@@ -99,8 +99,8 @@ class Trainer:
                                       for g in self.groups for t in g.tasks})
         self.model.to(self.device)
         self._train_model = self.dist.wrap(self.model)
-        groups = self._encoder_groups() + [
-            {"params": self.model.parameter_groups()[1], "lr": c.classifier_lr, "name": "heads"}]
+        enc_params, head_params = self.model.parameter_groups()
+        groups = self._encoder_groups(enc_params) + [{"params": head_params, "lr": c.classifier_lr, "name": "heads"}]
         schedules = [self._lr_factor] * len(groups)
         if list(self.weighting.parameters()):
             # learned loss weights (uncertainty's log-variances) track the losses: no weight decay
@@ -125,14 +125,14 @@ class Trainer:
         self.callbacks += make_loggers(c.report_to, c.output_dir) if c.report_to else []
         self.callbacks += list(callbacks or [])
 
-    def _encoder_groups(self) -> list[dict[str, Any]]:
+    def _encoder_groups(self, enc_params: list[torch.nn.Parameter]) -> list[dict[str, Any]]:
         """The encoder's optimiser groups: one at ``encoder_lr``, or with ``layer_lr_decay`` < 1
         one per depth, the top layer at ``encoder_lr`` and each one below at ``layer_lr_decay``
         times the rate above it (the embeddings lowest): layers near the input hold the most
         general features, so fine-tuning moves them least."""
         c = self.config
         if c.layer_lr_decay == 1.0:
-            return [{"params": self.model.parameter_groups()[0], "lr": c.encoder_lr, "name": "encoder"}]
+            return [{"params": enc_params, "lr": c.encoder_lr, "name": "encoder"}]
         by_depth = self.model.encoder.parameters_by_depth()
         top = len(by_depth) - 1
         # the top group first: the log reports param_groups[0]'s rate as the encoder's
